@@ -1,0 +1,74 @@
+"""Atomic writes: a crash or Ctrl-C never leaves a half-written output behind.
+
+Every output goes to a temporary file in the destination folder and is then renamed over the final
+name (`os.replace` is atomic on POSIX and Windows within one file system), so a rerun can trust that
+any file that exists is complete and skip it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+def _default_file_mode() -> int:
+    """0o666 minus the process umask: what `open(path, "w")` would have given (mkstemp uses 0o600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_with(path: Path, write: Callable[[io.BufferedWriter], None]) -> Path:
+    """Run `write(handle)` on a temporary file beside `path`, then atomically rename it to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, _default_file_mode())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    return write_with(path, lambda handle: handle.write(data))
+
+
+def write_text(path: Path, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def save_npy(path: Path, array: np.ndarray) -> Path:
+    return write_with(path, lambda handle: np.save(handle, array, allow_pickle=False))
+
+
+def save_npz(path: Path, **arrays: np.ndarray) -> Path:
+    return write_with(path, lambda handle: np.savez(handle, **arrays))
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line. A single short `write` on an O_APPEND file is not torn by a crash in practice,
+    and a reader skips a malformed last line, so logs (failures, metrics) use plain appends."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, sort_keys=True) + "\n")

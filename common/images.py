@@ -1,0 +1,76 @@
+"""Image conversions between generator tensors ([-1, 1], NCHW, RGB) and files (uint8 RGB), and grids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from common import atomic
+
+
+def tensor_to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[N, C, H, W] in [-1, 1] -> [N, H, W, C] uint8 RGB (the generator's convention)."""
+    images = images.detach().float().clamp(-1, 1)
+    images = ((images + 1) * 127.5).round().to(torch.uint8)
+    return images.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def uint8_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """[N, H, W, C] or [H, W, C] uint8 RGB -> [N, C, H, W] float in [-1, 1]."""
+    if images.ndim == 3:
+        images = images[None]
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    return tensor / 127.5 - 1
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 and rgb.shape[2] == 3 else rgb
+    ok, buffer = cv2.imencode(".png", bgr)
+    if not ok:
+        raise RuntimeError("OpenCV failed to encode a PNG")
+    return buffer.tobytes()
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
+    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("OpenCV failed to encode a JPEG")
+    return buffer.tobytes()
+
+
+def save_rgb(path: Path, rgb: np.ndarray) -> Path:
+    """Write an RGB uint8 image atomically; the format follows the suffix (.png or .jpg)."""
+    path = Path(path)
+    data = encode_jpeg(rgb) if path.suffix.lower() in (".jpg", ".jpeg") else encode_png(rgb)
+    return atomic.write_bytes(path, data)
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Read an image file as uint8 RGB (used for our own PNG outputs; photos go through alignment's reader)."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{path}: not a readable image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def make_grid(rows: Sequence[Sequence[np.ndarray]], pad: int = 4, background: int = 255) -> np.ndarray:
+    """Tile equally sized RGB images into one picture: rows[r][c] at row r, column c."""
+    if not rows or not rows[0]:
+        raise ValueError("make_grid needs at least one image")
+    height, width = rows[0][0].shape[:2]
+    num_rows, num_cols = len(rows), max(len(row) for row in rows)
+    grid = np.full(
+        (num_rows * height + (num_rows + 1) * pad, num_cols * width + (num_cols + 1) * pad, 3),
+        background,
+        dtype=np.uint8,
+    )
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            top, left = pad + r * (height + pad), pad + c * (width + pad)
+            grid[top : top + height, left : left + width] = image
+    return grid

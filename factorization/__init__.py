@@ -1,0 +1,1 @@
+"""Stage `factorize`: closed-form semantic directions (SeFa, Shen & Zhou, CVPR 2021)."""

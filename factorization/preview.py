@@ -1,0 +1,76 @@
+"""Direction previews: for each direction, sample images moved from -distance to +distance.
+
+Like the visualisation of the SeFa repository: rows are random samples (truncated, psi 0.7 on the
+first 8 layers, so faces stay typical), columns are strengths, the middle column is the unedited sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from common import images
+from common.progress import track
+from generators.latent_edit import move_along
+from generators.stylegan2 import Generator
+
+
+@dataclass(frozen=True)
+class PreviewSettings:
+    num_samples: int = 5
+    distance: float = 3.0
+    steps: int = 7
+    seed: int = 0
+    truncation_psi: float = 0.7
+    truncation_cutoff: int = 8
+    cell_size: int = 192
+    batch_size: int = 8
+
+
+def strengths(settings: PreviewSettings) -> np.ndarray:
+    return np.linspace(-settings.distance, settings.distance, settings.steps)
+
+
+@torch.no_grad()
+def sample_codes(generator: Generator, settings: PreviewSettings, device: torch.device) -> torch.Tensor:
+    rng = torch.Generator().manual_seed(settings.seed)
+    z = torch.randn([settings.num_samples, generator.z_dim], generator=rng).to(device)
+    c = torch.zeros([settings.num_samples, generator.c_dim], device=device) if generator.c_dim else None
+    return generator.mapping(z, c, truncation_psi=settings.truncation_psi, truncation_cutoff=settings.truncation_cutoff)
+
+
+@torch.no_grad()
+def render(generator: Generator, ws: torch.Tensor, batch_size: int, cell_size: int) -> list[np.ndarray]:
+    out: list[np.ndarray] = []
+    for start in range(0, len(ws), batch_size):
+        for image in images.tensor_to_uint8(generator.synthesis(ws[start : start + batch_size])):
+            if image.shape[0] != cell_size:
+                image = cv2.resize(image, (cell_size, cell_size), interpolation=cv2.INTER_AREA)
+            out.append(image)
+    return out
+
+
+def write_previews(
+    generator: Generator,
+    directions: np.ndarray,
+    layers: list[int],
+    out_dir: Path,
+    settings: PreviewSettings,
+    device: torch.device,
+) -> list[Path]:
+    """One grid PNG per direction (rows = samples, columns = strengths); returns their paths."""
+    codes = sample_codes(generator, settings, device)
+    alphas = strengths(settings)
+    paths = []
+    for k in track(range(len(directions)), "previews"):
+        direction = torch.as_tensor(directions[k], dtype=torch.float32, device=device)
+        moved = torch.cat([move_along(codes, direction, layers, float(a)).unsqueeze(1) for a in alphas], dim=1)
+        flat = moved.reshape(-1, *codes.shape[1:])  # sample-major: sample s, strength j at s*steps + j
+        cells = render(generator, flat, settings.batch_size, settings.cell_size)
+        rows = [cells[s * len(alphas) : (s + 1) * len(alphas)] for s in range(settings.num_samples)]
+        paths.append(images.save_rgb(out_dir / f"direction_{k:02d}.png", images.make_grid(rows)))
+    return paths

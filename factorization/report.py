@@ -1,0 +1,56 @@
+"""The HTML page of a factorisation: spectrum, and each direction's preview grid with its eigenvalue."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from common import atomic
+from factorization.spectrum import spectrum_svg
+
+
+def write_report(
+    path: Path,
+    title: str,
+    checkpoint_info: dict,
+    layers_text: str,
+    eigenvalues: np.ndarray,
+    all_eigenvalues: np.ndarray,
+    preview_paths: Sequence[Path],
+    strengths: Sequence[float],
+) -> Path:
+    total = float(np.clip(all_eigenvalues, 0, None).sum()) or 1.0
+    rows = []
+    for k, value in enumerate(eigenvalues):
+        image = ""
+        if k < len(preview_paths):
+            rel = html.escape(Path(preview_paths[k]).relative_to(path.parent).as_posix())
+            image = f'<img src="{rel}" alt="direction {k}" loading="lazy">'
+        rows.append(
+            f"<section><h3>direction {k} <small>eigenvalue {value:.4g} ({value / total:.1%} of total)</small></h3>"
+            f"{image}</section>"
+        )
+    header = ""
+    if preview_paths:
+        header = "<p>columns: strength " + ", ".join(f"{s:+.2g}" for s in strengths) + "; rows: samples</p>"
+    info = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in checkpoint_info.items())
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+img {{ max-width: 100%; image-rendering: auto; border: 1px solid #ddd; }}
+table {{ border-collapse: collapse; font-size: 0.9em; }} th, td {{ text-align: left; padding: 2px 10px; }}
+small {{ color: #666; font-weight: normal; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<table>{info}<tr><th>layers</th><td>{html.escape(layers_text)}</td></tr></table>
+<h2>Eigenvalue spectrum</h2>
+{spectrum_svg(all_eigenvalues, highlight=len(eigenvalues))}
+<h2>Directions</h2>{header}
+{''.join(rows)}
+</body></html>
+"""
+    return atomic.write_text(path, page)

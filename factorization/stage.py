@@ -1,0 +1,98 @@
+"""`sefa-edit factorize`: checkpoint -> directions.npz (+ labels.json, spectrum.png, previews, index.html)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import atomic, images
+from common.devices import resolve_device
+from common.directions_file import LABELS_NAME, DirectionsFile, load_labels
+from common.errors import UserError
+from common.layer_spec import format_layer_spec, parse_layer_spec
+from factorization.preview import PreviewSettings, strengths, write_previews
+from factorization.report import write_report
+from factorization.sefa import factorize
+from factorization.spectrum import spectrum_png
+from generators.checkpoint import LoadedCheckpoint, load_checkpoint
+from generators.latent_layers import latent_layers
+
+DIRECTIONS_NAME = "directions.npz"
+
+
+@dataclass(frozen=True)
+class FactorizeResult:
+    directions_path: Path
+    num_directions: int
+    layers: list[int]
+    seconds: float  # the eigen-decomposition itself, load excluded
+    report_path: Path
+
+
+def factorize_checkpoint(checkpoint: LoadedCheckpoint, layer_spec: str, num_directions: int) -> tuple[DirectionsFile, float]:
+    """Pure computation: select the layers, factorise, package (timed without the file load)."""
+    all_layers = latent_layers(checkpoint)
+    layers = parse_layer_spec(layer_spec, len(all_layers))
+    dim = all_layers[0].weight.shape[1]
+    if not 1 <= num_directions <= dim:
+        raise UserError(f"-K {num_directions}: must be between 1 and the latent size {dim}")
+    start = time.perf_counter()
+    result = factorize([all_layers[i].weight for i in layers], num_directions)
+    seconds = time.perf_counter() - start
+    return (
+        DirectionsFile(
+            directions=result.directions,
+            eigenvalues=result.eigenvalues,
+            all_eigenvalues=result.all_eigenvalues,
+            layers=layers,
+            layer_names=[all_layers[i].name for i in layers],
+            checkpoint_sha256=checkpoint.sha256,
+            architecture=checkpoint.architecture,
+            latent_space=checkpoint.latent_space,
+        ),
+        seconds,
+    )
+
+
+def run_factorize(
+    checkpoint_path: Path,
+    out_dir: Path,
+    layer_spec: str = "all",
+    num_directions: int = 5,
+    labels_path: Path | None = None,
+    preview: PreviewSettings | None = None,
+    device_name: str = "auto",
+) -> FactorizeResult:
+    device = resolve_device(device_name)
+    checkpoint = load_checkpoint(checkpoint_path)
+    if preview is not None and checkpoint.stylegan2_config is None:
+        raise UserError(
+            f"{checkpoint_path}: --preview renders images, which needs a StyleGAN2 generator "
+            f"({checkpoint.architecture} is read for factorisation only); drop --preview"
+        )
+    directions, seconds = factorize_checkpoint(checkpoint, layer_spec, num_directions)
+    if labels_path is not None:
+        directions.labels = load_labels(labels_path, num_directions=len(directions.directions))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    directions_path = directions.save(out_dir / DIRECTIONS_NAME)
+    if labels_path is not None:
+        # The labels belong to these directions: keep a copy beside them, which `edit` reads.
+        atomic.write_bytes(out_dir / LABELS_NAME, Path(labels_path).read_bytes())
+    images.save_rgb(out_dir / "spectrum.png", spectrum_png(directions.all_eigenvalues, highlight=num_directions))
+
+    preview_paths: list[Path] = []
+    if preview is not None:
+        generator = checkpoint.build_generator(device)
+        preview_paths = write_previews(generator, directions.directions, directions.layers, out_dir / "preview", preview, device)
+    report = write_report(
+        out_dir / "index.html",
+        title=f"SeFa directions of {checkpoint_path.name}",
+        checkpoint_info={k: v for k, v in checkpoint.describe().items() if k not in ("channels", "notes")},
+        layers_text=format_layer_spec(directions.layers),
+        eigenvalues=directions.eigenvalues,
+        all_eigenvalues=directions.all_eigenvalues,
+        preview_paths=preview_paths,
+        strengths=list(strengths(preview)) if preview else [],
+    )
+    return FactorizeResult(directions_path, num_directions, directions.layers, seconds, report)

@@ -1,0 +1,290 @@
+"""Open any supported generator checkpoint safely and describe it in one structure.
+
+Formats (detected from the file's bytes and contents, never from its name alone):
+- `nvidia-pkl`: NVIDIA `stylegan2-ada-pytorch` / `stylegan3` pickles, via the restricted unpickler;
+- `rosinality-pt`: rosinality `stylegan2-pytorch` `.pt` (`g_ema`, `latent_avg`);
+- `genforce-pth`: genforce StyleGAN2 / StyleGAN / PGGAN `.pth` (`generator_smooth` / `generator`);
+- `biggan-pytorch`: `pytorch-pretrained-biggan` state dicts;
+- `sefa-edit-pt`: this project's own StyleGAN2 files (`save_native`), e.g. the bundled example model.
+Torch files are read with `torch.load(weights_only=True)`: tensors and plain containers only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import zipfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from common import atomic
+from common.errors import UserError
+from common.hashing import sha256_file
+from generators import stylegan2_state
+from generators.readers import biggan, genforce, nvidia_pkl, rosinality
+from generators.stylegan2 import Generator, StyleGAN2Config
+
+# A legacy (pre-zip) torch.save file starts with a pickled magic number; NVIDIA pickles do not.
+_LEGACY_TORCH_MAGIC = bytes.fromhex("8a0a6cfc9c46f9206aa85019")
+NATIVE_FORMAT = "sefa-edit/stylegan2"
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A generator checkpoint read into tensors with known names, plus what was learned about it."""
+
+    path: Path
+    format: str  # nvidia-pkl | rosinality-pt | genforce-pth | biggan-pytorch | sefa-edit-pt
+    architecture: str  # stylegan2 | stylegan | pggan | biggan
+    state: dict[str, torch.Tensor]  # NVIDIA names for stylegan2; the source's own names otherwise
+    resolution: int
+    latent_dim: int  # w_dim for style-based generators, z_dim for PGGAN / BigGAN
+    num_latent_layers: int  # W+ entries (style-based), or latent-reading layer groups (PGGAN, BigGAN)
+    latent_space: str  # "W+" or "Z"
+    stylegan2_config: StyleGAN2Config | None = None
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def sha256(self) -> str:
+        return sha256_file(self.path)
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(t.numel() for k, t in self.state.items() if t.is_floating_point() and not _is_buffer_name(k))
+
+    def build_generator(self, device: torch.device | str = "cpu") -> Generator:
+        """The full StyleGAN2 network; other architectures are read for SeFa only."""
+        if self.stylegan2_config is None:
+            raise UserError(
+                f"{self.path}: synthesis for {self.architecture} is not implemented (only StyleGAN2 can render "
+                f"images); factorize works, use a StyleGAN2 checkpoint to render previews or edits"
+            )
+        return stylegan2_state.load_into_generator(self.stylegan2_config, self.state).to(device)
+
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "path": str(self.path),
+            "format": self.format,
+            "architecture": self.architecture,
+            "resolution": self.resolution,
+            "latent_space": self.latent_space,
+            "latent_dim": self.latent_dim,
+            "num_latent_layers": self.num_latent_layers,
+            "parameters": self.parameter_count,
+        }
+        if self.latent_space == "W+":
+            info["num_ws"] = self.num_latent_layers
+        if self.stylegan2_config is not None:
+            config = self.stylegan2_config
+            info.update(
+                z_dim=config.z_dim,
+                w_dim=config.w_dim,
+                c_dim=config.c_dim,
+                mapping_layers=config.mapping_layers,
+                synthesis_architecture=config.architecture,
+                channels={str(k): v for k, v in sorted(config.channels.items())},
+            )
+        info.update(self.extra)
+        if self.notes:
+            info["notes"] = list(self.notes)
+        return info
+
+
+def _is_buffer_name(name: str) -> bool:
+    return name.endswith(("resample_filter", "noise_const", "w_avg", ".noise", ".kernel", "weight_u", "weight_v", "lod"))
+
+
+def load_checkpoint(path: Path | str) -> LoadedCheckpoint:
+    """Read and identify a checkpoint; every failure is a UserError naming the file and what was expected."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such checkpoint file; pass the path of a generator .pkl/.pt/.pth")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; pass the checkpoint file itself")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: file is empty; re-download or re-export the checkpoint")
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    try:
+        if zipfile.is_zipfile(path) or _LEGACY_TORCH_MAGIC in head:
+            return _from_torch_file(path)
+        if head[:1] == b"\x80":
+            return _from_nvidia_pickle(path)
+    except UserError:
+        raise
+    except (EOFError, zipfile.BadZipFile, RuntimeError) as exc:
+        raise UserError(f"{path}: the file is truncated or corrupt ({_first_line(exc)}); download it again") from exc
+    except Exception as exc:  # pickle / shape / key errors from a file that is not what it claims
+        raise UserError(f"{path}: not a readable generator checkpoint ({_first_line(exc)})") from exc
+    raise UserError(
+        f"{path}: unknown file format (not a PyTorch file nor a Python pickle); expected an NVIDIA .pkl, "
+        f"a rosinality .pt, a genforce .pth, or a pytorch-pretrained-biggan .bin"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _from_nvidia_pickle(path: Path) -> LoadedCheckpoint:
+    try:
+        state, init_kwargs, network_key = nvidia_pkl.read_generator(path)
+    except nvidia_pkl.NotANetworkPickle as exc:
+        raise UserError(f"{path}: not an NVIDIA network pickle: {exc}") from exc
+    if any(key.startswith("synthesis.input.") for key in state):
+        raise UserError(f"{path}: a StyleGAN3 (alias-free) generator; only StyleGAN2-architecture pickles are supported")
+    return _stylegan2(path, "nvidia-pkl", state, init_kwargs, notes=[f"weights taken from '{network_key}'"])
+
+
+def _from_torch_file(path: Path) -> LoadedCheckpoint:
+    # rosinality training checkpoints pickle their argparse options; Namespace only sets attributes.
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            message = _first_line(exc)
+            if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+                raise UserError(
+                    f"{path}: contains Python objects that cannot be loaded safely ({message.split(chr(10))[0][:160]}); "
+                    f"re-save just the state dict"
+                ) from exc
+            raise
+    if not isinstance(data, Mapping):
+        raise UserError(f"{path}: holds a {type(data).__name__}, expected a dict of weights")
+
+    if data.get("format") == NATIVE_FORMAT:
+        config = StyleGAN2Config(**{**data["config"], "resample_taps": tuple(data["config"]["resample_taps"])})
+        return _stylegan2(path, "sefa-edit-pt", dict(data["G_ema"]), {}, config=config)
+
+    if isinstance(data.get("g_ema"), Mapping) or rosinality.is_rosinality_state(data):
+        state = data["g_ema"] if isinstance(data.get("g_ema"), Mapping) else data
+        latent_avg = data.get("latent_avg")
+        try:
+            converted = rosinality.to_nvidia_state(state, latent_avg if isinstance(latent_avg, torch.Tensor) else None)
+        except KeyError as exc:
+            raise UserError(f"{path}: rosinality checkpoint is incomplete or unusual: missing/unknown {exc}") from exc
+        notes = []
+        if "mapping.w_avg" not in converted:
+            notes.append("no latent_avg in the file: mean W estimated from 10,000 random z")
+        return _stylegan2(path, "rosinality-pt", converted, {}, notes=notes)
+
+    genforce_state = genforce.find_generator_state(data)
+    if genforce_state is not None:
+        return _from_genforce(path, genforce_state)
+
+    if biggan.is_biggan_state(data):
+        return _from_biggan(path, data)
+
+    if "synthesis.b4.const" in data and "mapping.fc0.weight" in data:
+        return _stylegan2(path, "nvidia-state-dict", dict(data), {})
+
+    keys = sorted(map(str, data))[:6]
+    raise UserError(
+        f"{path}: unrecognised checkpoint contents (top-level keys {keys}); expected NVIDIA, rosinality, genforce "
+        f"or pytorch-pretrained-biggan weights"
+    )
+
+
+def _stylegan2(
+    path: Path,
+    format_name: str,
+    state: dict[str, torch.Tensor],
+    init_kwargs: Mapping[str, Any],
+    config: StyleGAN2Config | None = None,
+    notes: list[str] | None = None,
+) -> LoadedCheckpoint:
+    try:
+        config = config or stylegan2_state.infer_config(state, init_kwargs)
+        if "mapping.w_avg" not in state:
+            state["mapping.w_avg"] = _estimate_w_avg(config, state)
+        stylegan2_state.load_into_generator(config, state)  # validates names and shapes now, not at first use
+    except (stylegan2_state.StateMismatch, ValueError, KeyError) as exc:
+        raise UserError(f"{path}: inconsistent StyleGAN2 weights: {_first_line(exc)}") from exc
+    return LoadedCheckpoint(
+        path=path,
+        format=format_name,
+        architecture="stylegan2",
+        state=state,
+        resolution=config.img_resolution,
+        latent_dim=config.w_dim,
+        num_latent_layers=config.num_ws,
+        latent_space="W+",
+        stylegan2_config=config,
+        notes=list(notes or []),
+    )
+
+
+@torch.no_grad()
+def _estimate_w_avg(config: StyleGAN2Config, state: Mapping[str, torch.Tensor], samples: int = 10_000) -> torch.Tensor:
+    """Mean of mapping(z) over a fixed set of z, for checkpoints that do not store the running average."""
+    from generators.stylegan2 import MappingNetwork
+
+    mapping = MappingNetwork(config)
+    mapping_state = {k[len("mapping.") :]: v for k, v in state.items() if k.startswith("mapping.")}
+    mapping_state["w_avg"] = torch.zeros(config.w_dim)
+    mapping.load_state_dict({k: v.float() for k, v in mapping_state.items()})
+    generator = torch.Generator().manual_seed(0)
+    z = torch.randn([samples, config.z_dim], generator=generator)
+    c = torch.zeros([samples, config.c_dim]) if config.c_dim else None
+    return mapping(z, c)[:, 0].mean(dim=0)
+
+
+def _from_genforce(path: Path, state: Mapping[str, torch.Tensor]) -> LoadedCheckpoint:
+    architecture = genforce.detect_architecture(state)
+    if architecture == "stylegan2":
+        try:
+            converted = genforce.stylegan2_to_nvidia(state)
+        except KeyError as exc:
+            raise UserError(f"{path}: genforce StyleGAN2 checkpoint not supported: {exc}") from exc
+        return _stylegan2(path, "genforce-pth", converted, {})
+    if architecture == "stylegan":
+        styles = sorted(int(k.split(".")[1][len("layer") :]) for k in state if k.endswith(".style.weight"))
+        num_layers = len(styles)
+        if styles != list(range(num_layers)) or num_layers % 2:
+            raise UserError(f"{path}: genforce StyleGAN layers are not layer0..layerN in pairs (found {styles[:6]}...)")
+        w_dim = int(state["synthesis.layer0.style.weight"].shape[1])
+        return LoadedCheckpoint(
+            path, "genforce-pth", "stylegan", dict(state), 4 << (num_layers // 2 - 1), w_dim, num_layers, "W+"
+        )
+    if architecture == "pggan":
+        convs = [k for k in state if k.startswith("layer") and k.endswith(".weight")]
+        z_dim = int(state["layer0.weight"].shape[1])
+        return LoadedCheckpoint(path, "genforce-pth", "pggan", dict(state), 4 << (len(convs) // 2 - 1), z_dim, 1, "Z")
+    raise UserError(f"{path}: genforce checkpoint of an unknown generator type (no early_layer, style or layer0 weights)")
+
+
+def _from_biggan(path: Path, state: Mapping[str, torch.Tensor]) -> LoadedCheckpoint:
+    try:
+        layout = biggan.read_layout(state)
+    except KeyError as exc:
+        raise UserError(f"{path}: BigGAN weights are incomplete: {exc}") from exc
+    return LoadedCheckpoint(
+        path,
+        "biggan-pytorch",
+        "biggan",
+        dict(state),
+        layout.resolution,
+        layout.z_dim,
+        1 + len(layout.block_indices),
+        "Z",
+        extra={"num_classes": layout.num_classes, "class_embed_dim": layout.embed_dim},
+    )
+
+
+def save_native(path: Path, generator: Generator) -> Path:
+    """Write a StyleGAN2 generator in this project's format (plain tensors and a config dict)."""
+    config = dataclasses.asdict(generator.config)
+    config["resample_taps"] = list(config["resample_taps"])
+    state = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
+    payload = {"format": NATIVE_FORMAT, "config": config, "G_ema": state}
+
+    def write(handle: Any) -> None:
+        torch.save(payload, handle)
+
+    return atomic.write_with(Path(path), write)
