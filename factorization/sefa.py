@@ -25,15 +25,20 @@ class SefaResult:
 
 
 def stack_normalised(weights: Sequence[np.ndarray]) -> np.ndarray:
-    """Concatenate [out_i, dim] weights into A [sum out_i, dim], each row scaled to unit L2 norm."""
-    if not weights:
+    """Concatenate [out_i, dim] weights into A [sum out_i, dim] (float64), each row scaled to unit L2 norm."""
+    if not len(weights):
         raise ValueError("no layer weights to factorise")
     dims = {w.shape[1] for w in weights}
     if len(dims) != 1:
         raise ValueError(f"layers disagree on the latent size: {sorted(dims)}")
-    stacked = np.concatenate([np.asarray(w, dtype=np.float64) for w in weights], axis=0)
-    norms = np.linalg.norm(stacked, axis=1, keepdims=True)
-    return stacked / np.where(norms > 0, norms, 1.0)
+    stacked = np.empty((sum(w.shape[0] for w in weights), dims.pop()), dtype=np.float64)
+    row = 0
+    for w in weights:  # one float64 copy, filled in place: no temporaries of the full size
+        stacked[row : row + w.shape[0]] = w
+        row += w.shape[0]
+    squared_norms = np.einsum("ij,ij->i", stacked, stacked)
+    stacked *= np.where(squared_norms > 0, 1.0 / np.sqrt(squared_norms), 1.0)[:, None]
+    return stacked
 
 
 def canonical_signs(vectors: np.ndarray) -> np.ndarray:

@@ -111,7 +111,7 @@ def load_checkpoint(path: Path | str) -> LoadedCheckpoint:
     with open(path, "rb") as handle:
         head = handle.read(16)
     try:
-        if zipfile.is_zipfile(path) or _LEGACY_TORCH_MAGIC in head:
+        if head.startswith(b"PK\x03\x04") or _LEGACY_TORCH_MAGIC in head:
             return _from_torch_file(path)
         if head[:1] == b"\x80":
             return _from_nvidia_pickle(path)

@@ -1,0 +1,59 @@
+"""Real generator weights from ../shared/, when the project is given any (see ../shared/README.md).
+
+Every .pkl/.pt/.pth/.bin found under ../shared/ (outside photos/) is loaded, factorised and checked
+against the NumPy reference; StyleGAN2 ones also render an image that must look like an image
+(strong neighbouring-pixel correlation), not noise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from factorization.sefa import factorize
+from generators.checkpoint import load_checkpoint
+from generators.latent_layers import latent_layers
+from tests.conftest import SHARED
+
+WEIGHT_SUFFIXES = {".pkl", ".pt", ".pth", ".bin"}
+WEIGHTS = sorted(
+    p for p in SHARED.rglob("*") if p.suffix.lower() in WEIGHT_SUFFIXES and "photos" not in p.relative_to(SHARED).parts
+) if SHARED.exists() else []
+
+
+def neighbour_correlation(image: np.ndarray) -> float:
+    gray = image.mean(axis=0)
+    return float(np.corrcoef(gray[:, :-1].ravel(), gray[:, 1:].ravel())[0, 1])
+
+
+@pytest.mark.skipif(not WEIGHTS, reason=f"no generator weights under {SHARED} (only photos are shared so far)")
+@pytest.mark.parametrize("path", WEIGHTS, ids=lambda p: p.name)
+def test_real_checkpoint_loads_renders_and_factorises(path: Path):
+    checkpoint = load_checkpoint(path)
+    layers = latent_layers(checkpoint)
+    weights = [layer.weight for layer in layers]
+    result = factorize(weights, 5)
+    stacked = np.concatenate(weights, axis=0)
+    stacked /= np.linalg.norm(stacked, axis=1, keepdims=True)
+    reference = np.sort(np.linalg.eigvalsh(stacked.T @ stacked))[::-1][:5]
+    np.testing.assert_allclose(result.eigenvalues, reference, rtol=1e-8)
+    if checkpoint.stylegan2_config is None:
+        return
+    generator = checkpoint.build_generator()
+    z = torch.randn([1, generator.z_dim], generator=torch.Generator().manual_seed(0))
+    c = torch.zeros([1, generator.c_dim]) if generator.c_dim else None
+    with torch.no_grad():
+        image = generator(z, c, truncation_psi=0.7)[0].numpy()
+    assert -1.5 < image.mean() < 1.5 and 0.05 < image.std() < 1.5
+    assert neighbour_correlation(image) > 0.8
+
+
+def test_neighbour_correlation_separates_images_from_noise():
+    """The check above is meaningful: smooth structure scores high, noise near zero."""
+    yy, xx = np.mgrid[0:64, 0:64] / 64.0
+    smooth = np.stack([np.sin(6 * xx) * np.cos(4 * yy)] * 3)
+    noise = np.random.default_rng(0).normal(size=(3, 64, 64))
+    assert neighbour_correlation(smooth) > 0.9 and abs(neighbour_correlation(noise)) < 0.1
