@@ -80,10 +80,33 @@ def factorize(
     _say(f"{result.num_directions} directions over layers {result.layers} in {result.seconds * 1000:.1f} ms -> {out}")
 
 
+@app.command()
+def align(
+    input: str = typer.Argument(..., help="A photo, a folder of photos (recursive), or - for paths / JSON lines on stdin."),
+    out: Path = typer.Argument(..., help="Output folder for aligned crops and their sidecar JSON."),
+    size: int = typer.Option(256, "--size", help="Crop size: 256, 512 or 1024."),
+    detector: str = typer.Option("hog", "--detector", help="hog (fast) or cnn (dlib's mmod detector: slower, finds more)."),
+    landmarks: str = typer.Option("68", "--landmarks", help="68 (exact FFHQ definition) or 5 (faster; mouth estimated)."),
+    largest: bool = typer.Option(False, "--largest", help="Keep only the largest face of each photo."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo photos that an earlier run finished."),
+    upsample: int = typer.Option(1, "--upsample", help="Detector upsampling: 1 finds faces down to ~40 px, 0 is faster."),
+) -> None:
+    """Detect faces, fit landmarks and cut FFHQ-aligned crops (with the transform kept for paste-back)."""
+    from alignment.stage import AlignOptions, run_align, summary_line
+
+    options = AlignOptions(size=size, detector=detector, landmarks=landmarks, largest=largest, overwrite=overwrite, upsample=upsample)
+    summary = run_align(input, out, options, emit=_emit, say=_say)
+    _say(summary_line(summary, out))
+    if summary.crops == 0:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console entry point: run the app, turning user errors into one line and exit status 2."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code != 0:  # typer.Exit(n) is returned, not raised, in this mode
+            raise SystemExit(code)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(2)
