@@ -101,6 +101,66 @@ def align(
         raise typer.Exit(1)
 
 
+@app.command()
+def invert(
+    aligned: str = typer.Argument(..., help="Folder of aligned crops (from `align`), one crop, or - for align's JSON lines."),
+    out: Path = typer.Argument(..., help="Output folder for codes (.npy), reconstructions and metrics."),
+    generator: Path = typer.Option(..., "--generator", "-g", help="Generator checkpoint (StyleGAN2)."),
+    encoder: Optional[Path] = typer.Option(None, "--encoder", "-e", help="Domain-guided encoder (train-encoder); without it, start from mean W."),
+    steps: int = typer.Option(100, "--steps", help="Optimisation steps per image (0: encoder output only)."),
+    lr: float = typer.Option(0.01, "--lr", help="Adam learning rate on the W+ code."),
+    lambda_perceptual: float = typer.Option(1.0, "--lambda-perceptual", help="Weight of the LPIPS term."),
+    lambda_encoder: float = typer.Option(2.0, "--lambda-encoder", help="Weight of the domain regulariser ||w - E(G(w))||^2."),
+    perceptual: str = typer.Option("lpips", "--perceptual", help="lpips (needs VGG16 weights) or none."),
+    vgg: Optional[Path] = typer.Option(None, "--vgg", help="torchvision VGG16 state dict for LPIPS."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Crops optimised together."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    seed: int = typer.Option(0, "--seed"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo crops that an earlier run finished."),
+) -> None:
+    """In-domain GAN inversion: encoder start + regularised optimisation of each crop's W+ code."""
+    from inversion.optimize import InversionSettings
+    from inversion.stage import run_invert
+
+    settings = InversionSettings(steps=steps, lr=lr, lambda_perceptual=lambda_perceptual, lambda_encoder=lambda_encoder, seed=seed)
+    summary = run_invert(aligned, out, generator, encoder, settings, perceptual, vgg, batch_size, device, overwrite,
+                         emit=_emit, say=_say, shared_dir=_shared_dir())
+    _say(f"inverted {summary['inverted']} crop(s), {summary['skipped']} already done, {summary['failed']} failed, "
+         f"{summary['unreadable']} unreadable (metrics in {out / 'metrics.jsonl'})")
+    if summary["inverted"] + summary["skipped"] == 0:
+        raise typer.Exit(1)
+
+
+@app.command("train-encoder")
+def train_encoder_command(
+    generator: Path = typer.Argument(..., help="Generator checkpoint (StyleGAN2) the encoder inverts."),
+    out: Path = typer.Option(..., "--out", "-o", help="Encoder checkpoint to write (resumed if it exists)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder of aligned real photos for the real-image terms."),
+    steps: int = typer.Option(1000, "--steps", help="Total training steps."),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    lr: float = typer.Option(1e-4, "--lr"),
+    lambda_perceptual: float = typer.Option(0.8, "--lambda-perceptual"),
+    perceptual: str = typer.Option("lpips", "--perceptual", help="lpips (needs VGG16 weights) or none."),
+    vgg: Optional[Path] = typer.Option(None, "--vgg", help="torchvision VGG16 state dict for LPIPS."),
+    checkpoint_every: int = typer.Option(100, "--checkpoint-every", help="Steps between checkpoints."),
+    restart: bool = typer.Option(False, "--restart", help="Start from scratch even if --out exists."),
+    device: str = typer.Option("auto", "--device"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train the domain-guided encoder (image -> W+) on generator samples and, with --data, real photos."""
+    from inversion.train import TrainSettings, train_encoder
+
+    settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, lambda_perceptual=lambda_perceptual,
+                             checkpoint_every=checkpoint_every, seed=seed)
+    result = train_encoder(generator, out, settings, data, perceptual, vgg, device, restart, say=_say, shared_dir=_shared_dir())
+    _emit(result)
+
+
+def _shared_dir() -> Path:
+    """`../shared/` beside the project checkout, where shared weights may be found."""
+    return Path(__file__).resolve().parent.parent / "shared"
+
+
 def main() -> None:
     """Console entry point: run the app, turning user errors into one line and exit status 2."""
     try:

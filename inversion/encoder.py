@@ -1,0 +1,124 @@
+"""The domain-guided encoder: image -> W+ code [num_ws, w_dim].
+
+A residual CNN that halves the resolution per block down to 4x4, then one linear layer to all W+
+entries. It predicts the offset from the generator's mean W, so an untrained encoder starts at the
+mean face rather than at an arbitrary point. Width is chosen from the resolution: `base_channels` at
+full resolution, doubling per block up to `max_channels`.
+
+Following In-Domain GAN Inversion, it is trained to invert the generator (codes of generated images,
+and reconstructions of real ones); its output then both starts the optimisation and, as E(G(w)),
+regularises it so the code stays where the generator's training images map.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from common import atomic
+from common.errors import UserError
+
+ENCODER_FORMAT = "sefa-edit/encoder"
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    resolution: int
+    num_ws: int
+    w_dim: int
+    base_channels: int = 32
+    max_channels: int = 256
+
+    @staticmethod
+    def for_generator(resolution: int, num_ws: int, w_dim: int) -> "EncoderConfig":
+        """Wider at low resolution (few blocks), thinner at high resolution (many pixels per layer)."""
+        base = 64 if resolution <= 64 else 32 if resolution <= 256 else 16
+        return EncoderConfig(resolution, num_ws, w_dim, base_channels=base, max_channels=min(512, max(256, w_dim)))
+
+    def channels(self) -> list[int]:
+        """Channels at each level, from full resolution down to 4x4."""
+        levels = int(math.log2(self.resolution)) - 1  # resolution, ..., 4
+        return [min(self.base_channels * 2**i, self.max_channels) for i in range(levels)]
+
+
+class ResidualDownBlock(nn.Module):
+    """x -> (conv3x3 -> lrelu -> conv3x3 -> avgpool 2) + (avgpool 2 -> conv1x1), scaled by 1/sqrt(2)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv0 = nn.Conv2d(in_channels, in_channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.leaky_relu(self.conv0(x), 0.2)
+        y = F.avg_pool2d(F.leaky_relu(self.conv1(y), 0.2), 2)
+        return (y + self.skip(F.avg_pool2d(x, 2))) * (1 / math.sqrt(2))
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: EncoderConfig, w_avg: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.config = config
+        channels = config.channels()
+        self.from_rgb = nn.Conv2d(3, channels[0], 3, padding=1)
+        self.blocks = nn.ModuleList(ResidualDownBlock(channels[i], channels[i + 1]) for i in range(len(channels) - 1))
+        self.to_ws = nn.Linear(channels[-1] * 4 * 4, config.num_ws * config.w_dim)
+        nn.init.zeros_(self.to_ws.weight)  # start exactly at the mean W
+        nn.init.zeros_(self.to_ws.bias)
+        self.register_buffer("w_avg", torch.zeros(config.w_dim) if w_avg is None else w_avg.detach().clone().float())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images [N, 3, R, R] in [-1, 1] (resized to R if needed) -> W+ codes [N, num_ws, w_dim]."""
+        if images.shape[-1] != self.config.resolution:
+            images = F.interpolate(images, size=(self.config.resolution,) * 2, mode="area")
+        x = F.leaky_relu(self.from_rgb(images), 0.2)
+        for block in self.blocks:
+            x = block(x)
+        offsets = self.to_ws(x.flatten(1)).reshape(-1, self.config.num_ws, self.config.w_dim)
+        return self.w_avg + offsets
+
+
+def save_encoder(path: Path, encoder: Encoder, generator_sha256: str, extra: dict[str, Any] | None = None) -> Path:
+    payload = {
+        "format": ENCODER_FORMAT,
+        "config": asdict(encoder.config),
+        "state": {k: v.detach().cpu().clone() for k, v in encoder.state_dict().items()},
+        "generator_sha256": generator_sha256,
+        **(extra or {}),
+    }
+    return atomic.write_with(Path(path), lambda handle: torch.save(payload, handle))
+
+
+def load_encoder_file(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such encoder file; train one with `sefa-edit train-encoder` or omit --encoder")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"{path}: not a readable encoder checkpoint ({type(exc).__name__}); retrain or re-copy it") from exc
+    if not isinstance(payload, dict) or payload.get("format") != ENCODER_FORMAT:
+        raise UserError(f"{path}: not a sefa-edit encoder (expected a file written by `sefa-edit train-encoder`)")
+    return payload
+
+
+def load_encoder(path: Path, num_ws: int, w_dim: int, generator_sha256: str | None = None, force: bool = False) -> Encoder:
+    payload = load_encoder_file(path)
+    config = EncoderConfig(**payload["config"])
+    if (config.num_ws, config.w_dim) != (num_ws, w_dim):
+        raise UserError(
+            f"{path}: encoder outputs [{config.num_ws}, {config.w_dim}] codes but the generator takes [{num_ws}, {w_dim}]; "
+            f"train an encoder for this generator"
+        )
+    if generator_sha256 and payload.get("generator_sha256") not in (None, generator_sha256) and not force:
+        raise UserError(f"{path}: encoder was trained for another generator checkpoint (sha256 differs); retrain it or pass --force")
+    encoder = Encoder(config)
+    encoder.load_state_dict(payload["state"])
+    return encoder.eval()
