@@ -46,6 +46,17 @@ def models_info(
         typer.echo(f"{key:<{width}}  {value}")
 
 
+@models_app.command("fetch")
+def models_fetch(
+    name: str = typer.Argument(..., help="What to download: vgg16 (the LPIPS backbone)."),
+) -> None:
+    """Download published weights once into the cache ($SEFA_EDIT_CACHE or ~/.cache/sefa-edit), verified by checksum."""
+    from common.downloads import fetch
+
+    path = fetch(name)
+    _emit({"name": name, "path": str(path)})
+
+
 @app.command()
 def factorize(
     checkpoint: Path = typer.Argument(..., help="Generator checkpoint."),
@@ -116,13 +127,17 @@ def invert(
     batch_size: int = typer.Option(4, "--batch-size", help="Crops optimised together."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     seed: int = typer.Option(0, "--seed"),
+    space: str = typer.Option("w+", "--space", help="w+ (a code per layer, editable in depth) or w (one shared code)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo crops that an earlier run finished."),
 ) -> None:
     """In-domain GAN inversion: encoder start + regularised optimisation of each crop's W+ code."""
     from inversion.optimize import InversionSettings
     from inversion.stage import run_invert
 
-    settings = InversionSettings(steps=steps, lr=lr, lambda_perceptual=lambda_perceptual, lambda_encoder=lambda_encoder, seed=seed)
+    settings = InversionSettings(steps=steps, lr=lr, lambda_perceptual=lambda_perceptual, lambda_encoder=lambda_encoder, seed=seed,
+                                 space=space)
+    if space not in ("w+", "w"):
+        raise UserError(f"--space {space!r}: expected w+ or w")
     summary = run_invert(aligned, out, generator, encoder, settings, perceptual, vgg, batch_size, device, overwrite,
                          emit=_emit, say=_say, shared_dir=_shared_dir())
     _say(f"inverted {summary['inverted']} crop(s), {summary['skipped']} already done, {summary['failed']} failed, "

@@ -48,6 +48,8 @@ class LoadedCheckpoint:
     stylegan2_config: StyleGAN2Config | None = None
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    discriminator_state: dict[str, torch.Tensor] | None = None  # NVIDIA names; NVIDIA pickles and our own files
+    discriminator_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def sha256(self) -> str:
@@ -66,6 +68,19 @@ class LoadedCheckpoint:
             )
         return stylegan2_state.load_into_generator(self.stylegan2_config, self.state).to(device)
 
+    def build_discriminator(self, device: torch.device | str = "cpu"):
+        """The StyleGAN2 discriminator stored with the generator, or None when the file has none we read."""
+        if self.discriminator_state is None:
+            return None
+        from generators.stylegan2_discriminator import discriminator_from_state
+
+        conv_clamp = dict(self.discriminator_kwargs.get("block_kwargs") or {}).get("conv_clamp",
+                                                                                 self.discriminator_kwargs.get("conv_clamp"))
+        try:
+            return discriminator_from_state(self.discriminator_state, conv_clamp).to(device)
+        except (ValueError, RuntimeError) as exc:
+            raise UserError(f"{self.path}: the discriminator in this checkpoint cannot be used ({exc})") from exc
+
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {
             "path": str(self.path),
@@ -76,6 +91,7 @@ class LoadedCheckpoint:
             "latent_dim": self.latent_dim,
             "num_latent_layers": self.num_latent_layers,
             "parameters": self.parameter_count,
+            "discriminator": self.discriminator_state is not None,
         }
         if self.latent_space == "W+":
             info["num_ws"] = self.num_latent_layers
@@ -134,12 +150,14 @@ def _first_line(exc: BaseException) -> str:
 
 def _from_nvidia_pickle(path: Path) -> LoadedCheckpoint:
     try:
-        state, init_kwargs, network_key = nvidia_pkl.read_generator(path)
+        state, init_kwargs, network_key, d_state, d_kwargs = nvidia_pkl.read_networks(path)
     except nvidia_pkl.NotANetworkPickle as exc:
         raise UserError(f"{path}: not an NVIDIA network pickle: {exc}") from exc
     if any(key.startswith("synthesis.input.") for key in state):
         raise UserError(f"{path}: a StyleGAN3 (alias-free) generator; only StyleGAN2-architecture pickles are supported")
-    return _stylegan2(path, "nvidia-pkl", state, init_kwargs, notes=[f"weights taken from '{network_key}'"])
+    loaded = _stylegan2(path, "nvidia-pkl", state, init_kwargs, notes=[f"weights taken from '{network_key}'"])
+    loaded.discriminator_state, loaded.discriminator_kwargs = d_state, dict(d_kwargs)
+    return loaded
 
 
 def _from_torch_file(path: Path) -> LoadedCheckpoint:
@@ -160,7 +178,10 @@ def _from_torch_file(path: Path) -> LoadedCheckpoint:
 
     if data.get("format") == NATIVE_FORMAT:
         config = StyleGAN2Config(**{**data["config"], "resample_taps": tuple(data["config"]["resample_taps"])})
-        return _stylegan2(path, "sefa-edit-pt", dict(data["G_ema"]), {}, config=config)
+        loaded = _stylegan2(path, "sefa-edit-pt", dict(data["G_ema"]), {}, config=config)
+        if isinstance(data.get("D"), Mapping):
+            loaded.discriminator_state = dict(data["D"])
+        return loaded
 
     if isinstance(data.get("g_ema"), Mapping) or rosinality.is_rosinality_state(data):
         state = data["g_ema"] if isinstance(data.get("g_ema"), Mapping) else data
@@ -277,12 +298,14 @@ def _from_biggan(path: Path, state: Mapping[str, torch.Tensor]) -> LoadedCheckpo
     )
 
 
-def save_native(path: Path, generator: Generator) -> Path:
-    """Write a StyleGAN2 generator in this project's format (plain tensors and a config dict)."""
+def save_native(path: Path, generator: Generator, discriminator: torch.nn.Module | None = None) -> Path:
+    """Write a StyleGAN2 generator (and optionally its discriminator) in this project's format."""
     config = dataclasses.asdict(generator.config)
     config["resample_taps"] = list(config["resample_taps"])
     state = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
     payload = {"format": NATIVE_FORMAT, "config": config, "G_ema": state}
+    if discriminator is not None:
+        payload["D"] = {k: v.detach().cpu().clone() for k, v in discriminator.state_dict().items()}
 
     def write(handle: Any) -> None:
         torch.save(payload, handle)

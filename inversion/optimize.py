@@ -30,6 +30,7 @@ class InversionSettings:
     lambda_perceptual: float = 1.0
     lambda_encoder: float = 2.0
     seed: int = 0
+    space: str = "w+"  # "w+": one code per layer; "w": one code shared by all layers (NVIDIA projector style)
 
 
 @dataclass
@@ -69,13 +70,21 @@ def invert(
         else:
             start = generator.mapping.w_avg.reshape(1, 1, -1).repeat(batch, generator.num_ws, 1)
         start_mse = per_image_mse(generator.synthesis(start), targets)
-    ws = start.clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([ws], lr=settings.lr, betas=(0.9, 0.999))
-    last_good = ws.detach().clone()
+    if settings.space not in ("w+", "w"):
+        raise ValueError(f"space must be 'w+' or 'w', got {settings.space!r}")
+    # In W, one vector per image is optimised and broadcast to every layer.
+    variable = (start if settings.space == "w+" else start.mean(dim=1, keepdim=True)).clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([variable], lr=settings.lr, betas=(0.9, 0.999))
+
+    def codes() -> torch.Tensor:
+        return variable if settings.space == "w+" else variable.expand(-1, generator.num_ws, -1)
+
+    last_good = codes().detach().clone()
     frozen = torch.zeros(batch, dtype=torch.bool, device=targets.device)
     failure: list[str | None] = [None] * batch
 
     for step in range(settings.steps):
+        ws = codes()
         images = generator.synthesis(ws)
         losses = per_image_mse(images, targets)
         if perceptual is not None and settings.lambda_perceptual > 0:
@@ -86,17 +95,16 @@ def invert(
         for index in torch.nonzero(bad).flatten().tolist():
             failure[index] = f"loss became {losses[index].item()} at step {step}"
         frozen |= bad
-        with torch.no_grad():
-            ws[frozen] = last_good[frozen]
         if bool(frozen.all()):
             break
         optimizer.zero_grad(set_to_none=True)
         losses[~frozen].sum().backward()
-        ws.grad[frozen] = 0
+        variable.grad[frozen] = 0
         optimizer.step()
         with torch.no_grad():
-            finite = torch.isfinite(ws).flatten(1).all(dim=1) & ~frozen
-            last_good[finite] = ws[finite]
+            current = codes()
+            finite = torch.isfinite(current).flatten(1).all(dim=1) & ~frozen
+            last_good[finite] = current[finite]
 
     with torch.no_grad():
         final = last_good

@@ -39,6 +39,7 @@ class TrainSettings:
     lambda_latent: float = 1.0
     lambda_image: float = 1.0
     lambda_perceptual: float = 0.8
+    lambda_adversarial: float = 0.08
     mixing_probability: float = 0.5
     checkpoint_every: int = 100
     seed: int = 0
@@ -94,6 +95,14 @@ def train_encoder(
     generator = checkpoint.build_generator(device)
     lpips_model = LPIPS(find_vgg_weights(vgg_path, shared_dir)).to(device) if perceptual == "lpips" else None
     real = RealImages(data, generator.img_resolution, settings.seed) if data is not None else None
+    discriminator = None
+    if real is not None:
+        try:
+            discriminator = checkpoint.build_discriminator(device)
+        except UserError as exc:
+            say(f"{exc}; training without the adversarial term")
+    if real is not None and discriminator is None:
+        say(f"{generator_path}: no discriminator in this checkpoint; training without the adversarial term")
 
     torch.manual_seed(settings.seed)  # the initial weights, so that two runs with one seed agree
     encoder = Encoder(EncoderConfig.for_generator(generator.img_resolution, generator.num_ws, generator.w_dim),
@@ -134,8 +143,12 @@ def train_encoder(
             losses["real_image"] = F.mse_loss(photos_rendered, photos)
             if lpips_model is not None:
                 losses["real_perceptual"] = lpips_model(photos_rendered, photos).mean()
+            if discriminator is not None:
+                # non-saturating generator loss: reconstructions should look real to the GAN's own critic
+                losses["adversarial"] = F.softplus(-discriminator(photos_rendered)).mean()
         weights = {"latent": settings.lambda_latent, "image": settings.lambda_image, "real_image": settings.lambda_image,
-                   "perceptual": settings.lambda_perceptual, "real_perceptual": settings.lambda_perceptual}
+                   "perceptual": settings.lambda_perceptual, "real_perceptual": settings.lambda_perceptual,
+                   "adversarial": settings.lambda_adversarial}
         total = sum(weights[name] * value for name, value in losses.items())
         if not torch.isfinite(total):
             raise UserError(f"encoder training diverged at step {step} (loss {total.item()}); lower --lr and --restart")

@@ -294,7 +294,8 @@ def _persistent_tree(module: nn.Module, module_src: str, init_kwargs: dict | Non
     return _Persistent(type(module).__name__, module_src, state)
 
 
-def write_nvidia_pkl(path: Path, generator: Generator, marker: Path, extra: dict | None = None) -> Path:
+def write_nvidia_pkl(path: Path, generator: Generator, marker: Path, extra: dict | None = None,
+                     discriminator: nn.Module | None = None) -> Path:
     """Like `network-snapshot-*.pkl` of stylegan2-ada-pytorch: G, D, G_ema, training_set_kwargs, augment_pipe.
 
     The embedded module source would write `marker` if anyone executed it."""
@@ -308,8 +309,13 @@ def write_nvidia_pkl(path: Path, generator: Generator, marker: Path, extra: dict
         synthesis_kwargs=EasyDict(channel_base=512, channel_max=32, num_fp16_res=0, conv_clamp=config.conv_clamp),
     )
     tree = _persistent_tree(generator, source, init_kwargs)
-    discriminator = _Persistent("Discriminator", source, {"_parameters": OrderedDict(w=nn.Parameter(torch.randn(3)))})
-    data = dict(G=tree, D=discriminator, G_ema=tree, training_set_kwargs=EasyDict(resolution=config.img_resolution), augment_pipe=None)
+    if discriminator is None:
+        from generators.stylegan2_discriminator import Discriminator
+
+        torch.manual_seed(1)
+        discriminator = Discriminator(config.img_resolution, {r: min(512 // r * 4, 32) for r in config.block_resolutions})
+    d_tree = _persistent_tree(discriminator, source, EasyDict(c_dim=0, img_resolution=config.img_resolution, img_channels=3))
+    data = dict(G=tree, D=d_tree, G_ema=tree, training_set_kwargs=EasyDict(resolution=config.img_resolution), augment_pipe=None)
     data.update(extra or {})
     with open(path, "wb") as handle:
         pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)

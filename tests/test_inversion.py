@@ -125,6 +125,23 @@ def test_training_with_real_photos(tmp_path, generator, generator_file):
                       perceptual="none", device_name="cpu")
 
 
+def test_adversarial_term_uses_the_checkpoints_discriminator(tmp_path, generator):
+    pickle_path = factories.write_nvidia_pkl(tmp_path / "network-snapshot.pkl", generator, tmp_path / "marker")
+    data = tmp_path / "aligned"
+    data.mkdir()
+    _, targets = generated_targets(generator, n=2, seed=7)
+    for i, image in enumerate(images.tensor_to_uint8(targets)):
+        images.save_rgb(data / f"face_{i}.png", image)
+    result = train_encoder(pickle_path, tmp_path / "e.pt", TrainSettings(steps=2, batch_size=2), data=data,
+                           perceptual="none", device_name="cpu")
+    assert result["last"]["adversarial"] > 0
+    from generators.checkpoint import load_checkpoint
+
+    discriminator = load_checkpoint(pickle_path).build_discriminator()
+    assert discriminator(targets).shape == (2, 1)
+    assert not (tmp_path / "marker").exists()
+
+
 def test_lpips_backbone_from_a_local_file(tmp_path):
     weights = tmp_path / "vgg16-397923af.pth"
     torch.manual_seed(0)

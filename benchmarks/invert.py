@@ -1,0 +1,93 @@
+"""Inversion cost and quality on this machine's CPU, three ways in one run:
+encoder only (E(x), no optimisation), encoder + in-domain optimisation (W+, with the domain
+regulariser), and plain W-space projection from the mean W without an encoder (NVIDIA-projector style).
+
+No real generator weights are available here, so the stand-in is a StyleGAN2 at 256x256 with the
+FFHQ-256 layout of stylegan2-ada-pytorch (channel_base 16384, channel_max 512, 8 mapping layers),
+random weights, and its encoder trained for --train-steps on its own samples. Targets are images
+the stand-in generated (known codes), so quality figures measure the optimiser, not the GAN.
+LPIPS is reported when VGG16 weights are found (see README), and used in the loss only then.
+
+    python benchmarks/invert.py [--steps 20] [--images 2] [--train-steps 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common.errors import UserError  # noqa: E402
+from generators.stylegan2 import Generator, StyleGAN2Config, channels_for  # noqa: E402
+from inversion.encoder import Encoder, EncoderConfig  # noqa: E402
+from inversion.optimize import InversionSettings, invert, per_image_mse, psnr_from_mse  # noqa: E402
+from inversion.perceptual import LPIPS, find_vgg_weights  # noqa: E402
+from inversion.train import TrainSettings, sample_codes  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resolution", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--images", type=int, default=2)
+    parser.add_argument("--train-steps", type=int, default=30)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    config = StyleGAN2Config(img_resolution=args.resolution, channels=channels_for(args.resolution, 16384, 512))
+    generator = Generator(config).eval().requires_grad_(False)
+    with torch.no_grad():
+        generator.mapping.w_avg.copy_(generator.mapping(torch.randn(2000, 512))[:, 0].mean(0))
+    try:
+        lpips = LPIPS(find_vgg_weights(None, Path(__file__).resolve().parents[2] / "shared"))
+    except UserError:
+        lpips = None
+    print(f"stand-in StyleGAN2 {args.resolution}px, {sum(p.numel() for p in generator.parameters()) / 1e6:.1f}M parameters, "
+          f"{torch.get_num_threads()} threads; LPIPS {'on' if lpips else 'off (no VGG16 weights)'}")
+
+    encoder = Encoder(EncoderConfig.for_generator(args.resolution, config.num_ws, config.w_dim), w_avg=generator.mapping.w_avg)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=1e-4)
+    settings = TrainSettings(batch_size=4)
+    start = time.perf_counter()
+    for step in range(args.train_steps):
+        ws = sample_codes(generator, settings.batch_size, step, settings, torch.device("cpu"))
+        with torch.no_grad():
+            images = generator.synthesis(ws)
+        loss = torch.nn.functional.mse_loss(encoder(images), ws)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    print(f"encoder training: {(time.perf_counter() - start) / max(args.train_steps, 1):.2f} s/step (batch 4, latent loss only)")
+    encoder.eval().requires_grad_(False)
+
+    z = torch.randn([args.images, 512], generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        targets = generator.synthesis(generator.mapping(z, truncation_psi=0.7))
+
+    print(f"{'method':34s} {'s/image':>8s} {'s/img/step':>11s} {'MSE':>8s} {'PSNR dB':>8s} {'LPIPS':>7s}")
+
+    def report(name: str, seconds: float, steps: int, reconstructions: torch.Tensor) -> None:
+        mse = per_image_mse(reconstructions, targets)
+        lp = f"{lpips(reconstructions, targets).mean().item():7.4f}" if lpips else "    n/a"
+        per_step = f"{seconds / args.images / steps:11.3f}" if steps else f"{'-':>11s}"
+        print(f"{name:34s} {seconds / args.images:8.2f} {per_step} {mse.mean().item():8.5f} {psnr_from_mse(mse).mean().item():8.2f} {lp}")
+
+    start = time.perf_counter()
+    with torch.no_grad():
+        reconstructions = generator.synthesis(encoder(targets))
+    report("encoder only", time.perf_counter() - start, 0, reconstructions)
+    runs = [
+        ("encoder + in-domain optimisation", encoder, InversionSettings(steps=args.steps, lr=0.01)),
+        ("W projection, no encoder", None, InversionSettings(steps=args.steps, lr=0.05, space="w", lambda_encoder=0)),
+        ("W+ optimisation, no encoder", None, InversionSettings(steps=args.steps, lr=0.01, lambda_encoder=0)),
+    ]
+    for name, enc, run_settings in runs:
+        result = invert(generator, targets, enc, lpips, run_settings)
+        report(name, result.seconds, args.steps, result.reconstructions)
+
+
+if __name__ == "__main__":
+    main()
