@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -101,11 +101,13 @@ def align(
     largest: bool = typer.Option(False, "--largest", help="Keep only the largest face of each photo."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo photos that an earlier run finished."),
     upsample: int = typer.Option(1, "--upsample", help="Detector upsampling: 1 finds faces down to ~40 px, 0 is faster."),
+    min_score: float = typer.Option(0.2, "--min-score", help="Detector score below which a hit is not taken for a face."),
 ) -> None:
     """Detect faces, fit landmarks and cut FFHQ-aligned crops (with the transform kept for paste-back)."""
     from alignment.stage import AlignOptions, run_align, summary_line
 
-    options = AlignOptions(size=size, detector=detector, landmarks=landmarks, largest=largest, overwrite=overwrite, upsample=upsample)
+    options = AlignOptions(size=size, detector=detector, landmarks=landmarks, largest=largest, overwrite=overwrite, upsample=upsample,
+                           min_score=min_score)
     summary = run_align(input, out, options, emit=_emit, say=_say)
     _say(summary_line(summary, out))
     if summary.crops == 0:
@@ -144,6 +146,67 @@ def invert(
          f"{summary['unreadable']} unreadable (metrics in {out / 'metrics.jsonl'})")
     if summary["inverted"] + summary["skipped"] == 0:
         raise typer.Exit(1)
+
+
+@app.command()
+def edit(
+    codes: str = typer.Argument(..., help="Folder of codes from `invert`, one .npy, or - for invert's JSON lines."),
+    out: Path = typer.Argument(..., help="Output folder: one sub-folder of edits per input."),
+    generator: Path = typer.Option(..., "--generator", "-g", help="The generator the codes were inverted with."),
+    directions: Path = typer.Option(..., "--directions", "-d", help="directions.npz from `factorize` (labels.json beside it)."),
+    edits: List[str] = typer.Option(..., "--edit", help="DIRECTION=STRENGTHS: 0=-3:3:7, age=+2, 1=-2,0,2 (repeatable)."),
+    layers: Optional[str] = typer.Option(None, "--layers", "-l", help="Layers to move (default: the directions' own)."),
+    paste_back: bool = typer.Option(False, "--paste-back", help="Also write the whole original photo with the edited face."),
+    mask: str = typer.Option("face", "--mask", help="Paste-back region: face (landmark hull) or crop (the whole aligned square)."),
+    animate: Optional[str] = typer.Option(None, "--animate", help="Also write a sweep per edit: gif or mp4."),
+    force: bool = typer.Option(False, "--force", help="Use directions computed for another checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo inputs that an earlier run finished."),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Move codes along SeFa directions on chosen layers and resynthesise; grids, sweeps, pasted-back photos."""
+    from editing.stage import EditOptions, run_edit
+
+    options = EditOptions(layers=layers, paste_back=paste_back, mask=mask, animate=animate, force=force, overwrite=overwrite)
+    summary = run_edit(codes, out, generator, directions, list(edits), options, device, emit=_emit, say=_say)
+    _say(f"edited {summary['edited']} code(s), {summary['skipped']} already done, {summary['failed']} failed")
+    if summary["edited"] + summary["skipped"] == 0:
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    photos: str = typer.Argument(..., help="A photo, a folder of photos, or - for a list on stdin."),
+    out: Path = typer.Argument(..., help="Output folder (aligned/, codes/, directions/, edits/, photos/, index.html)."),
+    generator: Optional[str] = typer.Option(None, "--generator", "-g", help="Checkpoint file or model name (default: the bundled example)."),
+    encoder: Optional[Path] = typer.Option(None, "--encoder", "-e", help="Encoder for this generator (the bundled one for the example)."),
+    edits: Optional[List[str]] = typer.Option(None, "--edit", help="DIRECTION=STRENGTHS, repeatable (default: directions 0-2 at -3..3)."),
+    layers: str = typer.Option("all", "--layers", "-l", help="Layers to factorise (and to move)."),
+    num_directions: int = typer.Option(5, "-K", "--num-directions"),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Labels file naming directions (for --edit age=+2)."),
+    size: int = typer.Option(256, "--size", help="Aligned crop size."),
+    steps: int = typer.Option(100, "--steps", help="Inversion optimisation steps."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Crops inverted together."),
+    perceptual: str = typer.Option("auto", "--perceptual", help="auto (LPIPS if VGG16 weights are found), lpips, none."),
+    vgg: Optional[Path] = typer.Option(None, "--vgg"),
+    largest: bool = typer.Option(False, "--largest", help="Only the largest face of each photo."),
+    mask: str = typer.Option("face", "--mask", help="Paste-back region: face or crop."),
+    animate: Optional[str] = typer.Option(None, "--animate", help="Also write sweeps: gif or mp4."),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """The whole job: align -> invert -> factorize (cached) -> edit, with paste-back and an HTML report."""
+    from common.downloads import resolve_weights
+    from pipeline.run import DEFAULT_ENCODER, DEFAULT_GENERATOR, RunOptions, run_pipeline
+
+    generator_path = resolve_weights(generator) if generator else DEFAULT_GENERATOR
+    if encoder is None and generator is None and DEFAULT_ENCODER.is_file():
+        encoder = DEFAULT_ENCODER
+    options = RunOptions(
+        edits=tuple(edits) if edits else RunOptions.edits, factorize_layers=layers, num_directions=num_directions,
+        labels=labels, size=size, steps=steps, batch_size=batch_size, perceptual=perceptual, vgg=vgg, largest=largest, mask=mask, animate=animate,
+    )
+    result = run_pipeline(photos, out, generator_path, encoder, options, device, say=_say, shared_dir=_shared_dir())
+    _emit(result)
+    _say(f"done: {result['index']}")
 
 
 @app.command("train-encoder")

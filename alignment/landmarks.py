@@ -47,13 +47,13 @@ class FaceFinder:
     """Detector + shape predictor, loaded once and reused for every photo of a run."""
 
     def __init__(self, detector: str = "hog", landmarks: str = "68", upsample: int = 1, detect_max_side: int = 1280,
-                 predictor_path: Path | None = None) -> None:
+                 predictor_path: Path | None = None, min_score: float = 0.2) -> None:
         if detector not in ("hog", "cnn"):
             raise UserError(f"--detector {detector!r}: expected hog or cnn")
         if landmarks not in ("68", "5"):
             raise UserError(f"--landmarks {landmarks!r}: expected 68 or 5")
         self.detector_name, self.landmarks_model = detector, landmarks
-        self.upsample, self.detect_max_side = upsample, detect_max_side
+        self.upsample, self.detect_max_side, self.min_score = upsample, detect_max_side, min_score
         if detector == "hog":
             self._detector = dlib.get_frontal_face_detector()
         else:
@@ -72,6 +72,8 @@ class FaceFinder:
         else:
             found = [(d.rect, d.confidence) for d in self._detector(small, self.upsample)]
         for rect, score in found:
+            if score < self.min_score:
+                continue  # the weakest HOG hits are mostly not faces (patches, textures)
             box = (rect.left() / scale, rect.top() / scale, rect.right() / scale, rect.bottom() / scale)
             boxes.append((tuple(int(round(v)) for v in box), float(score)))
         return boxes

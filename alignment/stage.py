@@ -38,6 +38,7 @@ class AlignOptions:
     overwrite: bool = False
     upsample: int = 1
     detect_max_side: int = 1280
+    min_score: float = 0.2
 
 
 @dataclass
@@ -121,7 +122,8 @@ def run_align(
             atomic.append_jsonl(failures, {"source": str(item.path), "error": "unreadable", "reason": reason, "time": time.time()})
             continue
         if finder is None:
-            finder = FaceFinder(options.detector, options.landmarks, options.upsample, options.detect_max_side)
+            finder = FaceFinder(options.detector, options.landmarks, options.upsample, options.detect_max_side,
+                                min_score=options.min_score)
         faces = finder.find(photo.rgb)
         if options.largest:
             faces = faces[:1]

@@ -38,8 +38,9 @@ class EncoderConfig:
     @staticmethod
     def for_generator(resolution: int, num_ws: int, w_dim: int) -> "EncoderConfig":
         """Wider at low resolution (few blocks), thinner at high resolution (many pixels per layer)."""
-        base = 64 if resolution <= 64 else 32 if resolution <= 256 else 16
-        return EncoderConfig(resolution, num_ws, w_dim, base_channels=base, max_channels=min(512, max(256, w_dim)))
+        base = 32 if resolution <= 256 else 16
+        top = 128 if resolution <= 64 else 256 if resolution <= 256 else 512
+        return EncoderConfig(resolution, num_ws, w_dim, base_channels=base, max_channels=top)
 
     def channels(self) -> list[int]:
         """Channels at each level, from full resolution down to 4x4."""

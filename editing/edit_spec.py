@@ -1,0 +1,64 @@
+"""`--edit` values: which direction, which sign, which strengths.
+
+    0=-3:3:7      direction 0, seven strengths from -3 to 3
+    age=+2        the labelled direction "age" (labels.json), strength +2
+    1=-2,0,2      direction 1 at -2, 0 and 2
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.directions_file import DirectionsFile
+from common.errors import UserError
+
+
+@dataclass(frozen=True)
+class EditSpec:
+    name: str  # as the user wrote it: "0" or "age"
+    index: int
+    sign: int
+    strengths: tuple[float, ...]
+    layers: tuple[int, ...] | None  # None: the directions' own layers
+
+    @property
+    def slug(self) -> str:
+        return self.name if not self.name.isdigit() else f"dir{int(self.name):02d}"
+
+
+def parse_strengths(text: str, context: str) -> tuple[float, ...]:
+    try:
+        if ":" in text:
+            parts = text.split(":")
+            if len(parts) != 3:
+                raise ValueError
+            start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
+            if count < 1:
+                raise ValueError
+            values = np.linspace(start, stop, count)
+        else:
+            values = [float(part) for part in text.split(",") if part.strip()]
+            if not values:
+                raise ValueError
+    except ValueError:
+        raise UserError(f"--edit {context!r}: strengths must be a number (+2), a list (-2,0,2) or a range start:stop:count (-3:3:7)") from None
+    return tuple(round(float(v), 6) for v in values)
+
+
+def parse_edit(text: str, directions: DirectionsFile) -> EditSpec:
+    if "=" not in text:
+        raise UserError(f"--edit {text!r}: expected DIRECTION=STRENGTHS, e.g. 0=-3:3:7 or age=+2")
+    name, strengths_text = (part.strip() for part in text.split("=", 1))
+    strengths = parse_strengths(strengths_text, text)
+    if name.isdigit():
+        index = int(name)
+        if index >= len(directions.directions):
+            raise UserError(f"--edit {text!r}: direction {index} does not exist (the file has {len(directions.directions)})")
+        return EditSpec(name, index, 1, strengths, None)
+    label = directions.labels.get(name)
+    if label is None:
+        known = ", ".join(sorted(directions.labels)) or "none: add a labels.json beside the directions"
+        raise UserError(f"--edit {text!r}: no direction labelled {name!r} (labels: {known})")
+    return EditSpec(name, label.index, label.sign, strengths, tuple(label.layers) if label.layers else None)

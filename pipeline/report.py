@@ -1,0 +1,71 @@
+"""OUT/index.html: each face beside its reconstruction, its edit grid, and the pasted-back photos."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from common import atomic
+
+
+def _rel(path: Path, root: Path) -> str:
+    return html.escape(Path(path).resolve().relative_to(root.resolve()).as_posix())
+
+
+def write_index(out: Path, title: str) -> Path:
+    sections = []
+    codes = out / "codes"
+    for info_path in sorted(codes.rglob("*.json")):
+        try:
+            info = json.loads(info_path.read_text())
+            record = info["record"]
+        except (OSError, json.JSONDecodeError, KeyError):
+            continue
+        name = info_path.relative_to(codes).with_suffix("").as_posix()
+        aligned, reconstruction = Path(record["aligned"]), Path(record["reconstruction"])
+        grid = out / "edits" / name / "grid.png"
+        photos = sorted((out / "photos" / name).glob("photo_*.jpg")) if (out / "photos" / name).is_dir() else []
+        source = None
+        if record.get("meta") and Path(record["meta"]).is_file():
+            source = json.loads(Path(record["meta"]).read_text()).get("source")
+        metrics = info.get("metrics", {})
+        cells = [f'<figure><img src="{_rel(aligned, out)}" alt="aligned"><figcaption>aligned crop</figcaption></figure>',
+                 f'<figure><img src="{_rel(reconstruction, out)}" alt="reconstruction"><figcaption>reconstruction, '
+                 f'PSNR {metrics.get("psnr", "?")} dB</figcaption></figure>']
+        if grid.is_file():
+            cells.append(f'<figure class="wide"><img src="{_rel(grid, out)}" alt="edits"><figcaption>edits: rows = directions, '
+                         f'columns = strengths (0 = reconstruction)</figcaption></figure>')
+        pasted = "".join(f'<a href="{_rel(p, out)}"><img class="photo" src="{_rel(p, out)}" alt="{html.escape(p.stem)}" '
+                         f'title="{html.escape(p.stem)}"></a>' for p in photos)
+        sections.append(
+            f"<section><h2>{html.escape(name)}</h2><p class=\"source\">{html.escape(str(source or ''))}</p>"
+            f"<div class=\"row\">{''.join(cells)}</div>"
+            + (f"<h3>edited photos</h3><div class=\"row\">{pasted}</div>" if pasted else "")
+            + "</section>"
+        )
+    failures = out / "aligned" / "failures.jsonl"
+    failed = []
+    if failures.is_file():
+        for line in failures.read_text().splitlines():
+            try:
+                record = json.loads(line)
+                failed.append(f"<li>{html.escape(record['source'])}: {html.escape(record['error'])}</li>")
+            except (json.JSONDecodeError, KeyError):
+                continue
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+.row {{ display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }}
+figure {{ margin: 0; }} figure img {{ width: 192px; image-rendering: auto; }} figure.wide img {{ width: auto; max-width: 100%; max-height: 420px; }}
+img.photo {{ height: 220px; margin: 2px; border: 1px solid #ddd; }}
+figcaption, .source {{ color: #666; font-size: 0.85em; }}
+section {{ border-top: 1px solid #ddd; padding-top: 1em; margin-top: 1em; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+{''.join(sections) or '<p>No faces were inverted.</p>'}
+{('<h2>Not aligned</h2><ul>' + ''.join(dict.fromkeys(failed)) + '</ul>') if failed else ''}
+</body></html>
+"""
+    return atomic.write_text(out / "index.html", page)
