@@ -57,3 +57,28 @@ def test_neighbour_correlation_separates_images_from_noise():
     smooth = np.stack([np.sin(6 * xx) * np.cos(4 * yy)] * 3)
     noise = np.random.default_rng(0).normal(size=(3, 64, 64))
     assert neighbour_correlation(smooth) > 0.9 and abs(neighbour_correlation(noise)) < 0.1
+
+
+PSNR_FLOOR_DB = 20.0  # W+ optimisation (no encoder, 100 steps) of a real aligned face with a real FFHQ generator
+
+
+@pytest.mark.skipif(not WEIGHTS, reason=f"no generator weights under {SHARED} (only photos are shared so far)")
+@pytest.mark.parametrize("path", WEIGHTS, ids=lambda p: p.name)
+def test_real_face_inverts_above_the_psnr_floor(path: Path, tmp_path):
+    from alignment.stage import AlignOptions, run_align
+    from inversion.optimize import InversionSettings, invert, psnr_from_mse
+    from inversion.stage import load_target
+
+    checkpoint = load_checkpoint(path)
+    if checkpoint.stylegan2_config is None:
+        pytest.skip(f"{path.name} is {checkpoint.architecture}: no synthesis to invert with")
+    generator = checkpoint.build_generator()
+    records = []
+    size = min(1024, max(256, generator.img_resolution))
+    run_align(str(SHARED / "photos" / "face-recognition" / "obama.jpg"), tmp_path, AlignOptions(size=size),
+              emit=records.append, say=lambda m: None)
+    target = load_target(Path(records[0]["aligned"]), generator.img_resolution)[None]
+    result = invert(generator, target, settings=InversionSettings(steps=100, lr=0.02, lambda_encoder=0))
+    psnr = psnr_from_mse(result.mse).item()
+    print(f"{path.name}: PSNR {psnr:.2f} dB after 100 steps")
+    assert psnr > PSNR_FLOOR_DB
