@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable
 
+from common.errors import UserError
 from common.photo_io import IMAGE_SUFFIXES
+from common.stdin_records import stdin_records
 
 
 @dataclass(frozen=True)
@@ -17,25 +17,14 @@ class InputItem:
     relative: Path  # where its outputs go under OUT (keeps sub-folders apart)
 
 
-def list_inputs(source: str, stdin: Iterator[str] | None = None) -> list[InputItem]:
+def list_inputs(source: str, stdin: Iterable[str] | None = None) -> list[InputItem]:
     """Resolve INPUT: one image file, a folder (recursive, by suffix, case-insensitive), or `-`:
     stdin lines that are paths or JSON objects with a "path"/"source"/"aligned" key."""
     if source == "-":
-        items = []
-        for line in stdin if stdin is not None else sys.stdin:
-            line = line.strip()
-            if not line:
-                continue
-            if line.startswith("{"):
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"stdin: not a JSON line ({exc.msg}): {line[:80]}") from None
-                line = record.get("path") or record.get("source") or record.get("aligned") or ""
-            if line:
-                path = Path(line)
-                items.append(InputItem(path, Path(path.name)))
-        return items
+        try:
+            return [InputItem(path, Path(path.name)) for path, _ in stdin_records(("path", "source", "aligned"), stdin)]
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
     root = Path(source)
     if root.is_file():
         return [InputItem(root, Path(root.name))]

@@ -10,7 +10,6 @@ edited face. Inputs whose outputs all exist are skipped on reruns.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -26,6 +25,7 @@ from common.errors import UserError
 from common.layer_spec import parse_layer_spec
 from common.photo_io import UnreadableImage, read_photo
 from common.progress import track
+from common.stdin_records import stdin_records
 from editing.edit_spec import EditSpec, parse_edit
 from editing.paste_back import MASK_KINDS, paste_back
 from generators.checkpoint import load_checkpoint
@@ -54,23 +54,10 @@ class EditOptions:
 def list_codes(input_spec: str, stdin: Iterator[str] | None = None) -> list[CodeItem]:
     """A folder of codes from `invert` (recursive), one .npy, or `-` (invert's JSON lines)."""
     if input_spec == "-":
-        items = []
-        for line in stdin if stdin is not None else sys.stdin:
-            line = line.strip()
-            if not line:
-                continue
-            if line.startswith("{"):
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise UserError(f"stdin: not a JSON line ({exc.msg}): {line[:80]}") from None
-                if "code" not in record:
-                    raise UserError(f"stdin: JSON line without a 'code' path: {line[:80]}")
-                code = Path(record["code"])
-                items.append(CodeItem(code, code.stem, Path(record["meta"]) if record.get("meta") else _meta_of(code)))
-            else:
-                items.append(CodeItem(Path(line), Path(line).stem, _meta_of(Path(line))))
-        return items
+        return [
+            CodeItem(path, path.stem, Path(record["meta"]) if record.get("meta") else _meta_of(path))
+            for path, record in stdin_records(("code",), stdin)
+        ]
     root = Path(input_spec)
     if root.is_file():
         return [CodeItem(root, root.stem, _meta_of(root))]

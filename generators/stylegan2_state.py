@@ -49,7 +49,7 @@ def infer_config(state: Mapping[str, torch.Tensor], init_kwargs: Mapping[str, An
 
     if any(key.startswith("synthesis.b8.skip.") for key in state):
         architecture = "resnet"
-    elif f"synthesis.b4.torgb.weight" in state and resolution > 4:
+    elif "synthesis.b4.torgb.weight" in state and resolution > 4:
         architecture = "skip"
     else:
         architecture = "orig"

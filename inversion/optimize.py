@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from generators.stylegan2 import Generator
 from inversion.encoder import Encoder

@@ -22,6 +22,7 @@ from common.devices import resolve_device
 from common.errors import UserError
 from common.photo_io import IMAGE_SUFFIXES
 from common.progress import track
+from common.stdin_records import stdin_records
 from generators.checkpoint import load_checkpoint
 from inversion.encoder import load_encoder
 from inversion.optimize import InversionSettings, invert, psnr_from_mse
@@ -39,22 +40,8 @@ def list_crops(input_spec: str, stdin: Iterator[str] | None = None) -> list[Crop
     """A folder of aligned crops (recursive), one crop, or `-` (align's JSON lines, or paths)."""
     items: list[CropItem] = []
     if input_spec == "-":
-        import sys
-
-        for line in stdin if stdin is not None else sys.stdin:
-            line = line.strip()
-            if not line:
-                continue
-            if line.startswith("{"):
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise UserError(f"stdin: not a JSON line ({exc.msg}): {line[:80]}") from None
-                if "aligned" not in record:
-                    raise UserError(f"stdin: JSON line without an 'aligned' crop path: {line[:80]}")
-                path, meta = Path(record["aligned"]), record.get("meta")
-            else:
-                path, meta = Path(line), None
+        for path, record in stdin_records(("aligned",), stdin):
+            meta = record.get("meta")
             items.append(CropItem(path, Path(path.stem), Path(meta) if meta else _sidecar(path)))
         return _dedupe(items)
     root = Path(input_spec)

@@ -9,9 +9,8 @@ run that was interrupted picks up where it stopped.
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -49,11 +48,6 @@ class RunOptions:
     mask: str = "face"
     animate: str | None = None
     seed: int = 0
-
-
-@dataclass
-class RunTimes:
-    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def run_pipeline(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.directions_file import DirectionLabel, load_directions
+from common.directions_file import load_directions
 from common.errors import UserError
 from common.images import read_rgb
 from common.photo_io import read_photo
