@@ -138,18 +138,23 @@ def test_large_photo_is_detected_small_and_cropped_at_full_resolution(tmp_path):
     assert diff.mean() < 8
 
 
-@pytest.mark.parametrize("mode", ["L", "CMYK", "RGBA", "I;16", "P"])
+@pytest.mark.parametrize("mode", ["L", "CMYK", "RGBA", "I;16", "P", "webp", "tiff", "bmp"])
 def test_pixel_modes_are_converted(tmp_path, mode):
     base = Image.open(PORTRAITS / "obama_small.jpg").convert("RGB")
-    if mode == "I;16":
+    if mode in ("webp", "tiff", "bmp"):
+        image, path = base, tmp_path / f"photo.{mode.upper()}"
+    elif mode == "I;16":
         image = Image.fromarray((np.asarray(base.convert("L")).astype(np.uint16) * 257))
         path = tmp_path / "photo.png"
     else:
         image = base.convert(mode) if mode != "P" else base.convert("P", palette=Image.Palette.ADAPTIVE, colors=256)
         path = tmp_path / ("photo.jpg" if mode == "CMYK" else "photo.png")
-    image.save(path)
+    if not path.exists():
+        image.save(path)
     rgb = read_photo(path).rgb
     assert rgb.dtype == np.uint8 and rgb.shape == (*np.asarray(base).shape[:2], 3)
+    if mode in ("webp", "tiff", "bmp"):
+        image.save(path, format=mode.upper() if mode != "tiff" else "TIFF")
     reference = np.asarray(base.convert("L") if mode in ("L", "I;16") else base).astype(float)
     got = rgb.astype(float).mean(axis=2) if mode in ("L", "I;16") else rgb.astype(float)
     assert np.abs(got - reference).mean() < 12
@@ -213,3 +218,12 @@ def test_stdin_takes_paths_and_json_lines(tmp_path):
     result = run_cli("align", "-", str(tmp_path), stdin=stdin)
     assert result.returncode == 0, result.stderr
     assert sorted(Path(json.loads(l)["aligned"]).name for l in result.stdout.splitlines()) == ["biden2_0.png", "obama_small_0.png"]
+
+
+def test_cnn_detector_finds_the_same_face(tmp_path):
+    hog, _, _ = align(PORTRAITS / "obama_small.jpg", tmp_path / "hog")
+    cnn, _, _ = align(PORTRAITS / "obama_small.jpg", tmp_path / "cnn", detector="cnn")
+    assert len(cnn) == 1
+    quads = [np.array(json.loads(Path(r[0]["meta"]).read_text())["quad"]) for r in (hog, cnn)]
+    size = np.hypot(*(quads[0][3] - quads[0][0]))
+    assert np.abs(quads[0] - quads[1]).max() < 0.05 * size  # the landmarks, not the box, define the crop

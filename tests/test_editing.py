@@ -134,3 +134,16 @@ def test_paste_back_changes_the_face_and_nothing_else(tmp_path):
     face_alpha = paste_back(photo, edited_crop, np.array(meta["quad"]), np.array(meta["landmarks"]), "face")[1]
     crop_alpha = paste_back(photo, edited_crop, np.array(meta["quad"]), np.array(meta["landmarks"]), "crop")[1]
     assert (face_alpha > 0).sum() < (crop_alpha > 0).sum()
+
+
+def test_mp4_sweep_plays_back_and_forth(setup, tmp_path):
+    import cv2
+
+    root, _, checkpoint, codes = setup
+    run_edit(str(codes / "face_0.npy"), tmp_path, checkpoint, root / "dirs" / "directions.npz", ["1=-1:1:4"],
+             EditOptions(animate="mp4"), "cpu")
+    video = cv2.VideoCapture(str(tmp_path / "face_0" / "dir01.mp4"))
+    frames = 0
+    while video.read()[0]:
+        frames += 1
+    assert frames == 4 + 2  # forward 4, then back through the 2 inner strengths

@@ -89,3 +89,29 @@ def test_interrupted_run_resumes_to_the_same_files(photos, complete_run, tmp_pat
         np.testing.assert_allclose(np.load(out / "codes" / code.name), np.load(code), atol=1e-4)
     for image in (complete_run / "edits").rglob("*.png"):
         assert np.abs(read_rgb(out / image.relative_to(complete_run)).astype(int) - read_rgb(image)).max() <= 2
+
+
+def test_stages_chain_through_shell_pipes(tmp_path):
+    generator = REPO / "assets" / "example-stylegan2-64.pt"
+    cli = f"{sys.executable} {REPO / 'cli.py'}"
+    factorize = subprocess.run(f"{cli} factorize {generator} --out {tmp_path / 'dirs'} --layers 0-3 -K 3",
+                               shell=True, capture_output=True, text=True)
+    assert factorize.returncode == 0, factorize.stderr
+    pipe = (f"{cli} align {PORTRAITS / 'two_people.jpg'} {tmp_path / 'a'} "
+            f"| {cli} invert - {tmp_path / 'c'} -g {generator} --perceptual none --steps 5 "
+            f"| {cli} edit - {tmp_path / 'e'} -g {generator} -d {tmp_path / 'dirs' / 'directions.npz'} --edit 1=3 --paste-back")
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", pipe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 2
+    for record in records:
+        assert Path(record["grid"]).is_file()
+        assert [Path(p).name for p in record["photos"]] == ["photo_dir01_+3p00.jpg"]
+        assert read_rgb(Path(record["photos"][0])).shape == read_rgb(PORTRAITS / "two_people.jpg").shape
+
+
+def test_unknown_model_name_is_a_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "cli.py"), "run", str(PORTRAITS), str(tmp_path), "-g", "stylegan9-mars"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "stylegan9-mars: neither a file nor a known model name (known: stylegan2-ada-ffhq-1024" in result.stderr
