@@ -74,3 +74,27 @@ def make_grid(rows: Sequence[Sequence[np.ndarray]], pad: int = 4, background: in
             top, left = pad + r * (height + pad), pad + c * (width + pad)
             grid[top : top + height, left : left + width] = image
     return grid
+
+
+LABEL_HEADER = 24  # pixels of the strip that carries column labels
+
+
+def label_grid(grid: np.ndarray, cell_width: int, pad: int, column_labels: Sequence[str],
+               row_labels: Sequence[str] | None = None, cell_height: int | None = None) -> np.ndarray:
+    """Add a header strip naming the columns (e.g. strengths) and, optionally, a left strip naming the
+    rows (e.g. edits) to a grid from `make_grid`. The grid itself is copied unchanged below/right of them."""
+    font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1
+    cell_height = cell_width if cell_height is None else cell_height
+    left = 0
+    if row_labels:
+        left = max(cv2.getTextSize(text, font, scale, thickness)[0][0] for text in row_labels) + 2 * pad + 4
+    out = np.full((grid.shape[0] + LABEL_HEADER, grid.shape[1] + left, 3), 255, np.uint8)
+    out[LABEL_HEADER:, left:] = grid
+    for c, text in enumerate(column_labels):
+        (width, _), _ = cv2.getTextSize(text, font, scale, thickness)
+        x = left + pad + c * (cell_width + pad) + (cell_width - width) // 2
+        cv2.putText(out, text, (x, LABEL_HEADER - 7), font, scale, (40, 40, 40), thickness, cv2.LINE_AA)
+    for r, text in enumerate(row_labels or []):
+        y = LABEL_HEADER + pad + r * (cell_height + pad) + cell_height // 2 + 5
+        cv2.putText(out, text, (pad + 2, y), font, scale, (40, 40, 40), thickness, cv2.LINE_AA)
+    return out

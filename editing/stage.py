@@ -190,7 +190,8 @@ def _grid(specs: list[EditSpec], rendered: dict) -> np.ndarray:
             else:
                 row.append(rendered.get((spec.name, strength), blank))
         rows.append(row)
-    return images.make_grid(rows)
+    cell = rendered[("", 0.0)].shape[0]
+    return images.label_grid(images.make_grid(rows), cell, 4, [f"{s:+.2g}" for s in columns], [spec.name for spec in specs])
 
 
 def _write_sweep(path: Path, frames: list[np.ndarray]) -> None:

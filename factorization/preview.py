@@ -72,5 +72,6 @@ def write_previews(
         flat = moved.reshape(-1, *codes.shape[1:])  # sample-major: sample s, strength j at s*steps + j
         cells = render(generator, flat, settings.batch_size, settings.cell_size)
         rows = [cells[s * len(alphas) : (s + 1) * len(alphas)] for s in range(settings.num_samples)]
-        paths.append(images.save_rgb(out_dir / f"direction_{k:02d}.png", images.make_grid(rows)))
+        grid = images.label_grid(images.make_grid(rows), settings.cell_size, 4, [f"{a:+.2g}" for a in alphas])
+        paths.append(images.save_rgb(out_dir / f"direction_{k:02d}.png", grid))
     return paths

@@ -11,7 +11,7 @@ import torch
 
 from common.directions_file import load_directions
 from common.errors import UserError
-from common.images import read_rgb
+from common.images import LABEL_HEADER, read_rgb
 from common.photo_io import read_photo
 from editing.edit_spec import parse_edit, parse_strengths
 from editing.paste_back import paste_back
@@ -74,8 +74,10 @@ def test_edit_writes_images_grid_and_sweep_with_zero_as_reconstruction(setup, tm
     from common.images import tensor_to_uint8
 
     np.testing.assert_array_equal(read_rgb(folder / "dir00_+0p00.png"), tensor_to_uint8(reconstruction)[0])
-    grid = read_rgb(folder / "grid.png")  # 2 rows (edits) x 4 columns (-2, 0, 1.5, 2)
-    assert grid.shape == (2 * 32 + 3 * 4, 4 * 32 + 5 * 4, 3)
+    grid = read_rgb(folder / "grid.png")  # 2 rows (edits) x 4 columns (-2, 0, 1.5, 2), labelled
+    left = grid.shape[1] - (4 * 32 + 5 * 4)
+    assert grid.shape[0] == LABEL_HEADER + 2 * 32 + 3 * 4 and left > 20  # room for the row names
+    grid = grid[LABEL_HEADER:, left:]
     np.testing.assert_array_equal(grid[4 + 36 : 4 + 36 + 32, 4 + 36 : 4 + 36 + 32], tensor_to_uint8(reconstruction)[0])
     # "age" moved along -direction 2 on layers 4-5 only
     directions = load_directions(root / "dirs" / "directions.npz")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from common.directions_file import load_directions
-from common.images import read_rgb
+from common.images import LABEL_HEADER, read_rgb
 from generators.checkpoint import save_native
 from tests import checkpoint_factories as factories
 
@@ -45,7 +45,9 @@ def test_factorize_with_preview_writes_directions_grids_spectrum_and_page(tmp_pa
 
     grid = read_rgb(out / "preview" / "direction_00.png")
     cell = 192
-    assert grid.shape[0] == 2 * cell + 3 * 4 and grid.shape[1] == 5 * cell + 6 * 4
+    assert grid.shape[0] == LABEL_HEADER + 2 * cell + 3 * 4 and grid.shape[1] == 5 * cell + 6 * 4
+    assert (grid[:LABEL_HEADER] < 128).any()  # the strengths are written above the columns
+    grid = grid[LABEL_HEADER:]
     # the middle column is the unedited sample, the ends differ from it
     row = grid[4 : 4 + cell]
     cols = [row[:, 4 + j * (cell + 4) : 4 + j * (cell + 4) + cell].astype(int) for j in range(5)]
@@ -63,7 +65,7 @@ def test_preview_middle_column_is_the_plain_sample(tmp_path, checkpoint):
     settings = PreviewSettings(num_samples=1, steps=3, distance=1, cell_size=32)
     out = tmp_path / "d"
     assert run_cli("factorize", str(checkpoint), "--out", str(out), "-K", "1", "--preview", "-N", "1", "--steps", "3", "--distance", "1").returncode == 0
-    grid = read_rgb(out / "preview" / "direction_00.png")
+    grid = read_rgb(out / "preview" / "direction_00.png")[LABEL_HEADER:]
     direct = render(generator, sample_codes(generator, settings, torch.device("cpu")), 1, 192)[0]
     np.testing.assert_array_equal(grid[4 : 4 + 192, 4 + 196 : 4 + 196 + 192], direct)
 
