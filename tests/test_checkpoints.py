@@ -80,7 +80,6 @@ def test_nvidia_pickle_with_os_system_payload_is_inert(tmp_path, source):
     path = factories.write_nvidia_pkl(
         tmp_path / "evil.pkl", source, tmp_path / "unused", extra={"augment_pipe": factories.ShellCommand(f"touch {marker}")}
     )
-    assert pickle.loads(pickle.dumps(1)) == 1
     load_checkpoint(path)
     assert not marker.exists(), "os.system in the pickle was called"
 
