@@ -29,6 +29,13 @@ def _say(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def _weights(path: Path) -> Path:
+    """A published model's name (see `models fetch`) stands for its cached file; paths pass through."""
+    from common.downloads import PUBLISHED, resolve_weights
+
+    return resolve_weights(path) if not path.exists() and str(path) in PUBLISHED else path
+
+
 @models_app.command("info")
 def models_info(
     checkpoint: Path = typer.Argument(..., help="Generator checkpoint: NVIDIA .pkl, rosinality .pt, genforce .pth, BigGAN .bin"),
@@ -37,7 +44,7 @@ def models_info(
     """Format, architecture, resolution, number of W+ layers and parameter count of a checkpoint."""
     from generators.checkpoint import load_checkpoint
 
-    info = load_checkpoint(checkpoint).describe()
+    info = load_checkpoint(_weights(checkpoint)).describe()
     if as_json:
         _emit(info)
         return
@@ -78,7 +85,7 @@ def factorize(
     settings = PreviewSettings(num_samples=num_samples, distance=distance, steps=steps, seed=seed) if preview else None
     if settings is not None and (num_samples < 1 or steps < 2 or distance <= 0):
         raise UserError("--preview needs -N >= 1, --steps >= 2 and --distance > 0")
-    result = run_factorize(checkpoint, out, layers, num_directions, labels, settings, device)
+    result = run_factorize(_weights(checkpoint), out, layers, num_directions, labels, settings, device)
     _emit(
         {
             "directions": str(result.directions_path),
@@ -140,7 +147,7 @@ def invert(
                                  space=space)
     if space not in ("w+", "w"):
         raise UserError(f"--space {space!r}: expected w+ or w")
-    summary = run_invert(aligned, out, generator, encoder, settings, perceptual, vgg, batch_size, device, overwrite,
+    summary = run_invert(aligned, out, _weights(generator), encoder, settings, perceptual, vgg, batch_size, device, overwrite,
                          emit=_emit, say=_say, shared_dir=_shared_dir())
     _say(f"inverted {summary['inverted']} crop(s), {summary['skipped']} already done, {summary['failed']} failed, "
          f"{summary['unreadable']} unreadable (metrics in {out / 'metrics.jsonl'})")
@@ -167,7 +174,7 @@ def edit(
     from editing.stage import EditOptions, run_edit
 
     options = EditOptions(layers=layers, paste_back=paste_back, mask=mask, animate=animate, force=force, overwrite=overwrite)
-    summary = run_edit(codes, out, generator, directions, list(edits), options, device, emit=_emit, say=_say)
+    summary = run_edit(codes, out, _weights(generator), directions, list(edits), options, device, emit=_emit, say=_say)
     _say(f"edited {summary['edited']} code(s), {summary['skipped']} already done, {summary['failed']} failed")
     if summary["edited"] + summary["skipped"] == 0:
         raise typer.Exit(1)
@@ -230,7 +237,7 @@ def train_encoder_command(
 
     settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, lambda_perceptual=lambda_perceptual,
                              checkpoint_every=checkpoint_every, seed=seed)
-    result = train_encoder(generator, out, settings, data, perceptual, vgg, device, restart, say=_say, shared_dir=_shared_dir())
+    result = train_encoder(_weights(generator), out, settings, data, perceptual, vgg, device, restart, say=_say, shared_dir=_shared_dir())
     _emit(result)
 
 
