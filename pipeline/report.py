@@ -13,6 +13,15 @@ def _rel(path: Path, root: Path) -> str:
     return html.escape(Path(path).resolve().relative_to(root.resolve()).as_posix())
 
 
+def _edit_and_strength(photo: Path) -> tuple[str, float]:
+    """`photo_<edit>_<+1p50>.jpg` -> ("<edit>", 1.5), for ordering and captions."""
+    edit, strength = photo.stem[len("photo_") :].rsplit("_", 1)
+    try:
+        return edit, float(strength.replace("p", "."))
+    except ValueError:
+        return edit, 0.0
+
+
 def write_index(out: Path, title: str) -> Path:
     sections = []
     codes = out / "codes"
@@ -36,8 +45,12 @@ def write_index(out: Path, title: str) -> Path:
         if grid.is_file():
             cells.append(f'<figure class="wide"><img src="{_rel(grid, out)}" alt="edits"><figcaption>edits: rows = directions, '
                          f'columns = strengths (0 = reconstruction)</figcaption></figure>')
-        pasted = "".join(f'<a href="{_rel(p, out)}"><img class="photo" src="{_rel(p, out)}" alt="{html.escape(p.stem)}" '
-                         f'title="{html.escape(p.stem)}"></a>' for p in photos)
+        photos = sorted(photos, key=_edit_and_strength)
+        pasted = "".join(
+            f'<figure><a href="{_rel(p, out)}"><img class="photo" src="{_rel(p, out)}" alt="{html.escape(p.stem)}"></a>'
+            f'<figcaption>{html.escape(_edit_and_strength(p)[0])} at {_edit_and_strength(p)[1]:+g}</figcaption></figure>'
+            for p in photos
+        )
         sections.append(
             f"<section><h2>{html.escape(name)}</h2><p class=\"source\">{html.escape(str(source or ''))}</p>"
             f"<div class=\"row\">{''.join(cells)}</div>"
@@ -59,7 +72,7 @@ def write_index(out: Path, title: str) -> Path:
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 .row {{ display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }}
 figure {{ margin: 0; }} figure img {{ width: 192px; image-rendering: auto; }} figure.wide img {{ width: auto; max-width: 100%; max-height: 420px; }}
-img.photo {{ height: 220px; margin: 2px; border: 1px solid #ddd; }}
+figure img.photo {{ width: auto; height: 220px; border: 1px solid #ddd; }}
 figcaption, .source {{ color: #666; font-size: 0.85em; }}
 section {{ border-top: 1px solid #ddd; padding-top: 1em; margin-top: 1em; }}
 </style></head><body>
