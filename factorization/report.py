@@ -49,6 +49,8 @@ small {{ color: #666; font-weight: normal; }}
 <table>{info}<tr><th>layers</th><td>{html.escape(layers_text)}</td></tr></table>
 <h2>Eigenvalue spectrum</h2>
 {spectrum_svg(all_eigenvalues, highlight=len(eigenvalues))}
+<p><small>bars: each direction's share of the trace of AᵀA (first {min(64, len(all_eigenvalues))} of {len(all_eigenvalues)};
+blue: the {len(eigenvalues)} kept); line: cumulative share. A steep start means a few directions dominate.</small></p>
 <h2>Directions</h2>{header}
 {''.join(rows)}
 </body></html>
