@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterable
 
 from common.errors import UserError
-from common.photo_io import IMAGE_SUFFIXES
+from common.photo_io import find_images
 from common.stdin_records import stdin_records
 
 
@@ -29,6 +29,5 @@ def list_inputs(source: str, stdin: Iterable[str] | None = None) -> list[InputIt
     if root.is_file():
         return [InputItem(root, Path(root.name))]
     if root.is_dir():
-        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        return [InputItem(p, p.relative_to(root)) for p in files if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+        return [InputItem(p, p.relative_to(root)) for p in find_images(root)]
     raise FileNotFoundError(source)

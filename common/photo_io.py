@@ -18,6 +18,17 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 Image.MAX_IMAGE_PIXELS = 40_000 * 40_000  # personal photos can be large; refuse only absurd sizes
 
 
+def find_images(root: Path) -> list[Path]:
+    """Image files under `root` (recursive, by suffix, any case), sorted; hidden files and folders
+    (our own `.done` markers and temporary files) are left out."""
+    root = Path(root)
+    return sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
 class UnreadableImage(ValueError):
     """The file is not an image we can decode (corrupt, truncated, or not an image at all)."""
 

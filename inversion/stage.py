@@ -20,7 +20,7 @@ import torch
 from common import atomic, images
 from common.devices import resolve_device
 from common.errors import UserError
-from common.photo_io import IMAGE_SUFFIXES
+from common.photo_io import find_images
 from common.progress import track
 from common.stdin_records import stdin_records
 from generators.checkpoint import load_checkpoint
@@ -49,9 +49,7 @@ def list_crops(input_spec: str, stdin: Iterator[str] | None = None) -> list[Crop
         return [CropItem(root, Path(root.stem), _sidecar(root))]
     if not root.is_dir():
         raise UserError(f"{root}: no such file or folder; pass the output folder of `sefa-edit align`, a crop, or -")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    return [CropItem(p, p.relative_to(root).with_suffix(""), _sidecar(p)) for p in files]
+    return [CropItem(p, p.relative_to(root).with_suffix(""), _sidecar(p)) for p in find_images(root)]
 
 
 def _sidecar(crop: Path) -> Path | None:

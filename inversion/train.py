@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from common import atomic
 from common.devices import resolve_device
 from common.errors import UserError
-from common.photo_io import IMAGE_SUFFIXES
+from common.photo_io import find_images
 from common.progress import track
 from generators.checkpoint import load_checkpoint
 from generators.stylegan2 import Generator
@@ -62,7 +62,7 @@ class RealImages:
     """Aligned photos for the real-image terms, in a seeded order per epoch."""
 
     def __init__(self, folder: Path, resolution: int, seed: int) -> None:
-        self.paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.paths = find_images(Path(folder))
         if not self.paths:
             raise UserError(f"{folder}: --data holds no images; pass the output folder of `sefa-edit align`")
         self.resolution, self.seed = resolution, seed
