@@ -66,13 +66,19 @@ class RealImages:
         if not self.paths:
             raise UserError(f"{folder}: --data holds no images; pass the output folder of `sefa-edit align`")
         self.resolution, self.seed = resolution, seed
+        self._orders: dict[int, torch.Tensor] = {}
+
+    def _order(self, epoch: int) -> torch.Tensor:
+        """The photo order of one epoch, drawn once (a function of seed and epoch only)."""
+        if epoch not in self._orders:
+            self._orders = {epoch: torch.randperm(len(self.paths), generator=torch.Generator().manual_seed(self.seed + epoch))}
+        return self._orders[epoch]
 
     def batch(self, step: int, size: int) -> torch.Tensor:
         picks = []
         for position in range(step * size, (step + 1) * size):
             epoch, offset = divmod(position, len(self.paths))
-            order = torch.randperm(len(self.paths), generator=torch.Generator().manual_seed(self.seed + epoch))
-            picks.append(load_target(self.paths[order[offset]], self.resolution))
+            picks.append(load_target(self.paths[self._order(epoch)[offset]], self.resolution))
         return torch.stack(picks)
 
 
