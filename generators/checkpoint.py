@@ -115,9 +115,31 @@ def _is_buffer_name(name: str) -> bool:
     return name.endswith(("resample_filter", "noise_const", "w_avg", ".noise", ".kernel", "weight_u", "weight_v", "lod"))
 
 
+# The last checkpoint read, keyed by the file's identity: `run` hands one file to four stages, and a
+# 1024 px checkpoint costs seconds to unpickle, validate and hash. A rewritten file has a new key.
+_last_loaded: tuple[tuple, LoadedCheckpoint] | None = None
+
+
 def load_checkpoint(path: Path | str) -> LoadedCheckpoint:
-    """Read and identify a checkpoint; every failure is a UserError naming the file and what was expected."""
+    """Read and identify a checkpoint; every failure is a UserError naming the file and what was expected.
+
+    Reading the same unchanged file again returns the same object (treat it as read-only)."""
+    global _last_loaded
     path = Path(path)
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        key = None
+    if key is not None and _last_loaded is not None and _last_loaded[0] == key:
+        return _last_loaded[1]
+    loaded = _read_checkpoint(path)
+    if key is not None:
+        _last_loaded = (key, loaded)
+    return loaded
+
+
+def _read_checkpoint(path: Path) -> LoadedCheckpoint:
     if not path.exists():
         raise UserError(f"{path}: no such checkpoint file; pass the path of a generator .pkl/.pt/.pth")
     if path.is_dir():

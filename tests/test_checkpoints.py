@@ -203,3 +203,13 @@ def test_models_info_cli(tmp_path, source):
     missing = subprocess.run([sys.executable, str(REPO / "cli.py"), "models", "info", str(tmp_path / "nope.pkl")], capture_output=True, text=True)
     assert missing.returncode == 2
     assert missing.stderr.strip().count("\n") == 0 and "nope.pkl: no such checkpoint file" in missing.stderr
+
+
+def test_an_unchanged_file_is_read_once_and_a_rewritten_one_again(tmp_path, source):
+    path = save_native(tmp_path / "g.pt", source)
+    first = load_checkpoint(path)
+    assert load_checkpoint(path) is first
+    save_native(path, factories.random_generator(factories.small_config(32), seed=3))
+    second = load_checkpoint(path)
+    assert second is not first
+    assert not torch.equal(second.state["mapping.fc0.weight"], first.state["mapping.fc0.weight"])
