@@ -11,6 +11,7 @@ so that `--edit age=+2` means moving 2 units along -direction 3 on layers 0-1.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import numpy as np
 
 from common import atomic
 from common.errors import UserError
+from common.safe_arrays import BadArray, load_npz_member
+from common.validate import require_label_name
 
 LABELS_NAME = "labels.json"
 
@@ -34,7 +37,7 @@ class DirectionLabel:
 class DirectionsFile:
     directions: np.ndarray
     eigenvalues: np.ndarray
-    all_eigenvalues: np.ndarray
+    all_eigenvalues: np.ndarray | None  # the whole spectrum: written by factorize, not read back by edit
     layers: list[int]
     layer_names: list[str]
     checkpoint_sha256: str
@@ -49,7 +52,7 @@ class DirectionsFile:
             directions=self.directions.astype(np.float32),
             directions_float64=self.directions.astype(np.float64),
             eigenvalues=self.eigenvalues.astype(np.float64),
-            all_eigenvalues=self.all_eigenvalues.astype(np.float64),
+            all_eigenvalues=np.asarray(self.all_eigenvalues if self.all_eigenvalues is not None else self.eigenvalues, np.float64),
             layers=np.asarray(self.layers, dtype=np.int64),
             layer_names=np.asarray(self.layer_names, dtype=np.str_),
             checkpoint_sha256=np.asarray(self.checkpoint_sha256, dtype=np.str_),
@@ -60,25 +63,36 @@ class DirectionsFile:
 
 
 def load_directions(path: Path) -> DirectionsFile:
+    """Read what `edit` needs, member by member with each header checked (a damaged or hostile file
+    costs nothing), and refuse directions that are not finite unit-scale vectors."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such directions file; create one with `sefa-edit factorize`")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            directions = data["directions_float64"] if "directions_float64" in data else data["directions"]
+        with zipfile.ZipFile(path) as archive:
+            def member(name: str) -> np.ndarray:
+                return load_npz_member(archive, name)
+
+            names = {info.filename for info in archive.infolist()}
+            directions = member("directions_float64") if "directions_float64.npy" in names else member("directions")
             result = DirectionsFile(
                 directions=np.asarray(directions, dtype=np.float64),
-                eigenvalues=np.asarray(data["eigenvalues"]),
-                all_eigenvalues=np.asarray(data["all_eigenvalues"]),
-                layers=[int(i) for i in data["layers"]],
-                layer_names=[str(n) for n in data["layer_names"]],
-                checkpoint_sha256=str(data["checkpoint_sha256"]),
-                architecture=str(data["architecture"]),
-                latent_space=str(data["latent_space"]),
-                method=str(data["method"]),
+                eigenvalues=np.asarray(member("eigenvalues"), dtype=np.float64),
+                all_eigenvalues=None,
+                layers=[int(i) for i in member("layers").reshape(-1)],
+                layer_names=[str(n) for n in member("layer_names").reshape(-1)],
+                checkpoint_sha256=str(member("checkpoint_sha256")),
+                architecture=str(member("architecture")),
+                latent_space=str(member("latent_space")),
+                method=str(member("method")),
             )
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, BadArray) as exc:
         raise UserError(f"{path}: not a sefa-edit directions file ({exc}); regenerate it with `sefa-edit factorize`") from exc
+    if result.directions.ndim != 2 or result.directions.shape[0] < 1:
+        raise UserError(f"{path}: directions have shape {list(result.directions.shape)}, expected [K, latent size]; "
+                        f"regenerate it with `sefa-edit factorize`")
+    if not np.isfinite(result.directions).all():
+        raise UserError(f"{path}: the directions hold NaN or infinite values; regenerate them with `sefa-edit factorize`")
     labels_path = path.parent / LABELS_NAME
     if labels_path.exists():
         result.labels = load_labels(labels_path, num_directions=len(result.directions))
@@ -95,20 +109,26 @@ def load_labels(path: Path, num_directions: int) -> dict[str, DirectionLabel]:
         raise UserError(f"{path}: expected a JSON object mapping names to directions")
     labels: dict[str, DirectionLabel] = {}
     for name, entry in raw.items():
-        if isinstance(entry, int):
+        require_label_name(name, str(path))
+        if _is_integer(entry):
             entry = {"index": entry}
-        if not isinstance(entry, dict) or not isinstance(entry.get("index"), int):
+        if not isinstance(entry, dict) or not _is_integer(entry.get("index")):
             raise UserError(f"{path}: label {name!r} needs an integer 'index'")
         index, sign = entry["index"], entry.get("sign", 1)
         if not 0 <= index < num_directions:
             raise UserError(f"{path}: label {name!r} index {index} is outside 0..{num_directions - 1}")
-        if sign not in (1, -1):
+        if not _is_integer(sign) or sign not in (1, -1):
             raise UserError(f"{path}: label {name!r} sign must be 1 or -1, got {sign!r}")
         layers = entry.get("layers")
-        if layers is not None and not (isinstance(layers, list) and all(isinstance(i, int) for i in layers)):
-            raise UserError(f"{path}: label {name!r} 'layers' must be a list of integers")
+        if layers is not None and not (isinstance(layers, list) and all(_is_integer(i) and i >= 0 for i in layers)):
+            raise UserError(f"{path}: label {name!r} 'layers' must be a list of layer indices (integers >= 0)")
         labels[str(name)] = DirectionLabel(index=index, sign=sign, layers=layers)
     return labels
+
+
+def _is_integer(value: Any) -> bool:
+    """JSON integers only: `true` is a bool in JSON, even though Python counts bool as int."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def labels_to_json(labels: dict[str, DirectionLabel]) -> dict[str, Any]:

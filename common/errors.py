@@ -8,3 +8,8 @@ class UserError(Exception):
 
     Anything else that escapes is a bug and keeps its traceback.
     """
+
+
+class OutputError(UserError):
+    """An output could not be written (disk full, permission, quota): the batch stops, naming the file,
+    and nothing is marked done for the item being written."""

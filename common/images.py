@@ -52,9 +52,14 @@ def save_rgb(path: Path, rgb: np.ndarray) -> Path:
 def read_rgb(path: Path) -> np.ndarray:
     """Read an image file as uint8 RGB (used for our own PNG outputs; photos go through alignment's reader)."""
     data = np.fromfile(str(path), dtype=np.uint8)
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if data.size == 0:  # cv2.imdecode aborts on an empty buffer instead of returning None
+        raise ValueError("not a readable image (empty file, 0 bytes)")
+    try:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        raise ValueError(f"not a readable image ({str(exc).strip().splitlines()[-1]})") from None
     if bgr is None:
-        raise ValueError(f"{path}: not a readable image")
+        raise ValueError("not a readable image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 

@@ -6,6 +6,7 @@ fallback for files Pillow cannot open. Every result is an upright uint8 RGB arra
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,18 +16,27 @@ from PIL import Image, ImageOps
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
-Image.MAX_IMAGE_PIXELS = 40_000 * 40_000  # personal photos can be large; refuse only absurd sizes
+# Our own limit (`max_pixels`, checked from the header) comes first; Pillow's is only a backstop.
+Image.MAX_IMAGE_PIXELS = 40_000 * 40_000
+DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: a 12,000 x 8,000 photo; decoding takes 300 MB
 
 
-def find_images(root: Path) -> list[Path]:
+def find_images(root: Path, exclude: Path | None = None) -> list[Path]:
     """Image files under `root` (recursive, by suffix, any case), sorted; hidden files and folders
-    (our own `.done` markers and temporary files) are left out."""
+    (our own `.done` markers and temporary files) are left out, and so is `exclude` (an OUT folder that
+    lies inside the input folder: its own outputs must never become inputs)."""
     root = Path(root)
-    return sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    excluded = Path(exclude).resolve() if exclude is not None else None
+    found = []
+    for path in root.rglob("*"):
+        if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        if excluded is not None and (excluded == path.resolve() or excluded in path.resolve().parents):
+            continue
+        found.append(path)
+    return sorted(found)
 
 
 class UnreadableImage(ValueError):
@@ -76,19 +86,49 @@ def _read_with_opencv(path: Path) -> np.ndarray | None:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def read_photo(path: Path) -> Photo:
-    """Decode `path` into an upright RGB uint8 array, or raise UnreadableImage with the reason."""
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise UnreadableImage(f"{width}x{height} is {width * height / 1e6:.0f} MP, over the {max_pixels / 1e6:g} MP limit; "
+                              f"pass --max-pixels to allow larger photos")
+
+
+def _check_regular_file(path: Path) -> None:
+    """A FIFO or device named like a photo would block or never end: only regular files are read."""
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError as exc:
+        raise UnreadableImage(f"cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(mode):
+        raise UnreadableImage("not a regular file (a folder, pipe or device)")
+    if Path(path).stat().st_size == 0:
+        raise UnreadableImage("not a readable image (empty file, 0 bytes)")
+
+
+def read_photo(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
+    """Decode `path` into an upright RGB uint8 array, or raise UnreadableImage with the reason.
+
+    The size is read from the header and checked against `max_pixels` before anything is decoded, so
+    a small file declaring a huge image costs nothing. Any decoder failure becomes UnreadableImage:
+    one bad photo must never stop a batch."""
+    _check_regular_file(path)
     try:
         with Image.open(path) as image:
+            _check_pixels(image.width, image.height, max_pixels)
             orientation = int(image.getexif().get(0x0112, 1) or 1)
             upright = ImageOps.exif_transpose(image)
             upright.load()
             rgb = _to_uint8_rgb(upright)
             return Photo(path, np.ascontiguousarray(rgb), orientation)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except UnreadableImage:
+        raise
+    except Exception as exc:  # decoders raise many types (OSError, SyntaxError, struct.error, ...)
         pillow_error = exc
-    rgb = _read_with_opencv(path)
+    try:
+        rgb = _read_with_opencv(path)
+    except Exception:  # OpenCV's decoders raise cv2.error on some damaged files
+        rgb = None
     if rgb is None:
         reason = str(pillow_error).splitlines()[0] if str(pillow_error) else type(pillow_error).__name__
         raise UnreadableImage(f"not a readable image ({reason})")
+    _check_pixels(rgb.shape[1], rgb.shape[0], max_pixels)
     return Photo(path, rgb, 1)

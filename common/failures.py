@@ -1,0 +1,33 @@
+"""One list of what a stage could not do: a line on stderr and a record in `OUT/failures.jsonl`.
+
+Each run of a stage starts the file anew, so it lists what failed in the latest run (a file that was
+fixed and then succeeded is no longer listed). Every stage uses this one writer, so the file has the
+same fields everywhere: `input`, `error` (a short kind), `reason` (plain words), `time`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from common import atomic
+
+FAILURES_NAME = "failures.jsonl"
+
+
+class FailureLog:
+    def __init__(self, out_dir: Path, say: Callable[[str], None], key: str = "input") -> None:
+        self.path = Path(out_dir) / FAILURES_NAME
+        self.say = say
+        self.key = key
+        self.count = 0
+        self.path.unlink(missing_ok=True)
+
+    def add(self, item: Path | str, error: str, reason: str, counts_as_failure: bool = True) -> None:
+        """Report one skipped item. `counts_as_failure=False` is for outcomes such as a photo without a
+        face: listed for the user, but not a broken input."""
+        self.say(f"{item}: {reason}; skipped")
+        atomic.append_jsonl(self.path, {self.key: str(item), "error": error, "reason": reason, "time": time.time()})
+        if counts_as_failure:
+            self.count += 1

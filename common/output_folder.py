@@ -1,0 +1,71 @@
+"""Claiming an output folder: refuse a path that is a file, prove it writable, and lock it.
+
+Every stage writes into one OUT folder. Two processes writing the same OUT at once would race on the
+same files and done-markers, so the first one holds an exclusive `flock` on `OUT/.sefa-edit.lock` for
+as long as it works there and the second is refused with a clear message. The lock dies with the
+process (a killed run never leaves a stale lock behind).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from common.errors import UserError
+
+LOCK_NAME = ".sefa-edit.lock"
+
+
+def check_output_path(out_dir: Path, option: str = "OUT") -> None:
+    """Cheap checks worth doing before any slow work: OUT must not be an existing file."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: {option} is an existing file, not a folder; choose a folder path for the outputs")
+    for parent in out_dir.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{out_dir}: {parent} is a file, so {option} cannot be created there; choose another path")
+            break
+
+
+@contextlib.contextmanager
+def claimed_output_folder(out_dir: Path, option: str = "OUT") -> Iterator[Path]:
+    """Create OUT if needed, check that it is writable and hold its lock while the body runs."""
+    out_dir = Path(out_dir)
+    check_output_path(out_dir, option)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out_dir)
+        os.close(fd)
+        os.unlink(probe)
+        handle = open(out_dir / LOCK_NAME, "a+")
+    except OSError as exc:
+        raise UserError(f"{out_dir}: cannot write the output folder ({exc.strerror or exc}); choose a writable {option}") from exc
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise UserError(f"{out_dir}: another sefa-edit ({holder}) is writing into this folder; "
+                            f"wait for it to finish or choose another {option}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield out_dir
+    finally:
+        handle.close()  # closing the descriptor releases the lock
+
+
+def is_inside(path: Path, folder: Path) -> bool:
+    """True when `path` is `folder` or lies under it (both resolved, so `..` and links do not fool it)."""
+    try:
+        Path(path).resolve().relative_to(Path(folder).resolve())
+        return True
+    except ValueError:
+        return False

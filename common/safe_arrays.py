@@ -1,0 +1,78 @@
+"""Reading `.npy` codes and `.npz` members that may be damaged or hostile, without trusting their headers.
+
+`np.load` believes the header: an empty or truncated file gives a cryptic error, and a header that
+declares a huge shape makes NumPy try to allocate it. Here the header is read and checked first
+(dtype, shape, element limit, that the file really holds that many bytes), and only then the data.
+Values must be finite: a NaN code renders as noise and poisons every edit made from it.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+DEFAULT_MAX_ELEMENTS = 64 * 1024 * 1024  # 256 MB of float32: far above any code or directions file
+
+
+class BadArray(ValueError):
+    """The file is not a usable array; the message says why in plain words."""
+
+
+def _read_checked(handle: BinaryIO, available_bytes: int | None, max_elements: int) -> np.ndarray:
+    try:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            raise BadArray(f"unsupported .npy version {version}")
+    except BadArray:
+        raise
+    except (ValueError, EOFError, OSError) as exc:
+        raise BadArray(f"not a .npy array (header unreadable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    if dtype.hasobject:
+        raise BadArray("holds Python objects, not numbers")
+    if dtype.kind not in "fiubUS":  # numbers, and the short strings a directions file keeps (sha256, names)
+        raise BadArray(f"holds {dtype} values, expected numbers")
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if count > max_elements:
+        raise BadArray(f"declares shape {list(shape)} ({count:,} values), over the limit of {max_elements:,}")
+    needed = count * dtype.itemsize
+    header_end = handle.tell()
+    if available_bytes is not None and available_bytes - header_end < needed:
+        raise BadArray(f"truncated: shape {list(shape)} needs {needed:,} bytes of data, the file has {max(0, available_bytes - header_end):,}")
+    data = handle.read(needed)
+    if len(data) < needed:
+        raise BadArray(f"truncated: shape {list(shape)} needs {needed:,} bytes of data, found {len(data):,}")
+    array = np.frombuffer(data, dtype=dtype, count=count)
+    return array.reshape(shape, order="F" if fortran else "C").copy(order="C")  # 0-d stays 0-d, and owns its memory
+
+
+def load_npy(path: Path, max_elements: int = DEFAULT_MAX_ELEMENTS, finite: bool = True) -> np.ndarray:
+    """Read one `.npy` file with its header checked before any allocation; BadArray says what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadArray("not a regular file")
+    size = path.stat().st_size
+    if size == 0:
+        raise BadArray("empty file (0 bytes)")
+    with open(path, "rb") as handle:
+        array = _read_checked(handle, size, max_elements)
+    if finite and array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise BadArray(f"holds {int((~np.isfinite(array)).sum())} NaN or infinite value(s)")
+    return array
+
+
+def load_npz_member(archive: zipfile.ZipFile, name: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
+    """Read one member of an `.npz` (a zip of `.npy`s), expanding only that member, within the limit."""
+    member = f"{name}.npy"
+    try:
+        info = archive.getinfo(member)
+    except KeyError:
+        raise BadArray(f"has no '{name}' array") from None
+    with archive.open(info) as handle:
+        return _read_checked(handle, info.file_size, max_elements)
