@@ -27,6 +27,7 @@ from common.hashing import sha256_file
 from generators import stylegan2_state
 from generators.readers import biggan, genforce, nvidia_pkl, rosinality
 from generators.stylegan2 import Generator, StyleGAN2Config
+from generators.tensor_limits import CheckpointLimit, check_generator_shape, check_view_fits, check_zip_expansion, walk_tensors
 
 # A legacy (pre-zip) torch.save file starts with a pickled magic number; NVIDIA pickles do not.
 _LEGACY_TORCH_MAGIC = bytes.fromhex("8a0a6cfc9c46f9206aa85019")
@@ -155,6 +156,8 @@ def _read_checkpoint(path: Path) -> LoadedCheckpoint:
             return _from_nvidia_pickle(path)
     except UserError:
         raise
+    except CheckpointLimit as exc:
+        raise UserError(f"{path}: not a usable checkpoint: {exc}; do not use this file") from exc
     except (EOFError, zipfile.BadZipFile, RuntimeError) as exc:
         raise UserError(f"{path}: the file is truncated or corrupt ({_first_line(exc)}); download it again") from exc
     except Exception as exc:  # pickle / shape / key errors from a file that is not what it claims
@@ -183,6 +186,8 @@ def _from_nvidia_pickle(path: Path) -> LoadedCheckpoint:
 
 
 def _from_torch_file(path: Path) -> LoadedCheckpoint:
+    with open(path, "rb") as handle:
+        check_zip_expansion(handle, path.stat().st_size, "the file")
     # rosinality training checkpoints pickle their argparse options; Namespace only sets attributes.
     with torch.serialization.safe_globals([argparse.Namespace]):
         try:
@@ -197,6 +202,8 @@ def _from_torch_file(path: Path) -> LoadedCheckpoint:
             raise
     if not isinstance(data, Mapping):
         raise UserError(f"{path}: holds a {type(data).__name__}, expected a dict of weights")
+    for tensor in walk_tensors(data):
+        check_view_fits(tensor, "a stored tensor")
 
     if data.get("format") == NATIVE_FORMAT:
         config = StyleGAN2Config(**{**data["config"], "resample_taps": tuple(data["config"]["resample_taps"])})
@@ -244,9 +251,12 @@ def _stylegan2(
 ) -> LoadedCheckpoint:
     try:
         config = config or stylegan2_state.infer_config(state, init_kwargs)
+        check_generator_shape(config.channels, config.z_dim, config.w_dim, config.img_resolution, config.mapping_layers)
         if "mapping.w_avg" not in state:
             state["mapping.w_avg"] = _estimate_w_avg(config, state)
         stylegan2_state.load_into_generator(config, state)  # validates names and shapes now, not at first use
+    except CheckpointLimit as exc:
+        raise UserError(f"{path}: not a usable checkpoint: {exc}; do not use this file") from exc
     except (stylegan2_state.StateMismatch, ValueError, KeyError) as exc:
         raise UserError(f"{path}: inconsistent StyleGAN2 weights: {_first_line(exc)}") from exc
     return LoadedCheckpoint(

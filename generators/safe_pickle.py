@@ -7,6 +7,13 @@ names is answered by `find_class` from a fixed allow-list of tensor-rebuilding f
 containers, and anything else becomes an inert `OpaqueObject` that only records what it was given.
 Persistent networks come back as `PickledModule`s holding the module tree (`_parameters`,
 `_buffers`, `_modules`) and the constructor kwargs, from which a flat state dict is read.
+
+Two more doors are shut. Pickle's BUILD opcode sets attributes on whatever object is on the stack,
+including real functions reached through the allow-list (a few bytes could rewrite
+`torch._utils._rebuild_tensor_v2.__defaults__` for the whole process), so BUILD is honoured only on
+our own inert stand-ins and refused everywhere else. And a tensor may not claim more elements than
+its storage holds (a stride-0 view lets a 378-byte file declare gigabytes of weights), nor may a
+storage's zip expand beyond what its bytes can honestly hold.
 """
 
 from __future__ import annotations
@@ -101,7 +108,19 @@ def _reconstruct_persistent_obj(meta: dict[str, Any]) -> Any:
 
 def _load_storage_from_bytes(data: bytes) -> Any:
     """Replacement for `torch.storage._load_from_bytes`, which calls torch.load with weights_only=False."""
+    from generators.tensor_limits import check_zip_expansion
+
+    check_zip_expansion(io.BytesIO(data), len(data), "a stored tensor")
     return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+
+
+def _rebuild_tensor_v2(storage: Any, storage_offset: int, size: Any, stride: Any, *rest: Any) -> torch.Tensor:
+    """`torch._utils._rebuild_tensor_v2`, refusing a tensor that claims more elements than its storage."""
+    from generators.tensor_limits import check_view_fits
+
+    tensor = torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, *rest)
+    check_view_fits(tensor, "a pickled tensor")
+    return tensor
 
 
 def _reconstructor(cls: Any, base: Any, state: Any) -> Any:
@@ -130,7 +149,7 @@ _SAFE_GLOBALS: dict[tuple[str, str], Any] = {
     ("builtins", "slice"): slice,
     ("builtins", "complex"): complex,
     ("torch._utils", "_rebuild_tensor"): torch._utils._rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): torch._utils._rebuild_parameter_with_state,
     ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
@@ -144,8 +163,29 @@ for _dtype_name in ("float16", "float32", "float64", "bfloat16", "int8", "int16"
     _SAFE_GLOBALS[("torch", _dtype_name)] = getattr(torch, _dtype_name)
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """`pickle.Unpickler` whose `find_class` never imports or returns foreign code."""
+class RestrictedUnpickler(pickle._Unpickler):
+    """An unpickler whose `find_class` never imports or returns foreign code and whose BUILD never
+    touches a real object.
+
+    It is the pure-Python `pickle._Unpickler`, because the C one offers no hook on BUILD. Network
+    pickles hold their weights in a few large byte strings, so this costs little time."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def load_build(self) -> None:
+        state = self.stack.pop()
+        target = self.stack[-1]
+        if isinstance(target, OpaqueObject) and not isinstance(target, type):
+            target.__setstate__(state)
+            return
+        if type(target) is EasyDict and not state:
+            return  # an EasyDict pickled with an empty __dict__
+        raise pickle.UnpicklingError(
+            f"the pickle tries to set attributes on {getattr(target, '__qualname__', type(target).__name__)}, which no "
+            f"network pickle does (a crafted file)"
+        )
+
+    dispatch[pickle.BUILD[0]] = load_build
 
     def find_class(self, module: str, name: str) -> Any:
         safe = _SAFE_GLOBALS.get((module, name))

@@ -110,9 +110,30 @@ def load_encoder_file(path: Path) -> dict[str, Any]:
     return payload
 
 
+def _config_of(path: Path, payload: dict[str, Any]) -> EncoderConfig:
+    """The encoder's declared architecture, checked before a network of that size is allocated."""
+    from generators.tensor_limits import MAX_CHANNELS, MAX_LATENT, MAX_RESOLUTION, CheckpointLimit, check_view_fits, walk_tensors
+
+    try:
+        config = EncoderConfig(**payload["config"])
+        numbers = (config.resolution, config.num_ws, config.w_dim, config.base_channels, config.max_channels)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in numbers):
+            raise CheckpointLimit(f"declares a non-positive or non-integer size in {payload['config']}")
+        if config.resolution > MAX_RESOLUTION or max(config.base_channels, config.max_channels) > MAX_CHANNELS \
+                or config.w_dim > MAX_LATENT or config.num_ws > 64:
+            raise CheckpointLimit(f"declares an absurd architecture {payload['config']}")
+        for tensor in walk_tensors(payload.get("state")):
+            check_view_fits(tensor, "a stored tensor")
+    except (TypeError, KeyError) as exc:
+        raise UserError(f"{path}: not a sefa-edit encoder (its config is unreadable: {exc}); retrain it") from exc
+    except CheckpointLimit as exc:
+        raise UserError(f"{path}: not a usable encoder: {exc}; do not use this file") from exc
+    return config
+
+
 def load_encoder(path: Path, num_ws: int, w_dim: int, generator_sha256: str | None = None, force: bool = False) -> Encoder:
     payload = load_encoder_file(path)
-    config = EncoderConfig(**payload["config"])
+    config = _config_of(path, payload)
     if (config.num_ws, config.w_dim) != (num_ws, w_dim):
         raise UserError(
             f"{path}: encoder outputs [{config.num_ws}, {config.w_dim}] codes but the generator takes [{num_ws}, {w_dim}]; "
