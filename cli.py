@@ -1,7 +1,12 @@
 """`sefa-edit`: the command-line face of the four stages (align, invert, factorize, edit) and `run`.
 
 Each command parses options, calls its stage, prints machine-readable JSON lines on stdout and
-human messages on stderr. A `UserError` from any stage becomes `error: <one line>` and exit code 2.
+human messages on stderr. Exit status, the same rule for every command:
+  0    the batch finished and produced output (items that could not be used are listed and skipped);
+  1    the batch finished but produced nothing (every item failed, or there was nothing to do);
+  2    a usage mistake, or a problem with the whole batch (generator, directions, OUT, full disk):
+       typer's usage message or one `error: ...` line;
+  130  interrupted (Ctrl-C): finished outputs are kept and a rerun continues.
 """
 
 from __future__ import annotations
@@ -14,10 +19,55 @@ from typing import List, Optional
 import typer
 
 from common.errors import UserError
+from common.validate import require_finite
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Edit real face photos with StyleGAN + SeFa.")
 models_app = typer.Typer(no_args_is_help=True, help="Inspect generator checkpoints.")
 app.add_typer(models_app, name="models")
+
+INTERRUPTED = "interrupted; finished outputs are kept, rerun to continue"
+MAX_PIXELS_HELP = "Largest photo accepted, in pixels (read from the file header before decoding)."
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sefa-edit")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"sefa-edit {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Edit real face photos with StyleGAN + SeFa."""
+
+
+def _batch_size(text: str) -> int | None:
+    """`auto` (None: chosen for the device) or a positive integer."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserError(f"--batch-size {text!r}: expected a positive integer or auto") from None
+    if value < 1:
+        raise UserError(f"--batch-size {value}: must be 1 or more, or auto")
+    return value
+
+
+def _finish(produced: int) -> None:
+    """The shared exit rule: a batch that produced nothing exits 1."""
+    if produced == 0:
+        raise typer.Exit(1)
 
 
 def _emit(record: dict) -> None:
@@ -82,6 +132,7 @@ def factorize(
     from factorization.preview import PreviewSettings
     from factorization.stage import run_factorize
 
+    require_finite("--distance", distance)
     settings = PreviewSettings(num_samples=num_samples, distance=distance, steps=steps, seed=seed) if preview else None
     if settings is not None and (num_samples < 1 or steps < 2 or distance <= 0):
         raise UserError("--preview needs -N >= 1, --steps >= 2 and --distance > 0")
@@ -109,16 +160,17 @@ def align(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo photos that an earlier run finished."),
     upsample: int = typer.Option(1, "--upsample", help="Detector upsampling: 1 finds faces down to ~40 px, 0 is faster."),
     min_score: float = typer.Option(0.2, "--min-score", help="Detector score below which a hit is not taken for a face."),
+    max_pixels: int = typer.Option(100_000_000, "--max-pixels", help=MAX_PIXELS_HELP),
 ) -> None:
     """Detect faces, fit landmarks and cut FFHQ-aligned crops (with the transform kept for paste-back)."""
     from alignment.stage import AlignOptions, run_align, summary_line
 
+    require_finite("--min-score", min_score)
     options = AlignOptions(size=size, detector=detector, landmarks=landmarks, largest=largest, overwrite=overwrite, upsample=upsample,
-                           min_score=min_score)
+                           min_score=min_score, max_pixels=max_pixels)
     summary = run_align(input, out, options, emit=_emit, say=_say)
     _say(summary_line(summary, out))
-    if summary.crops == 0:
-        raise typer.Exit(1)
+    _finish(summary.crops)
 
 
 @app.command()
@@ -133,7 +185,7 @@ def invert(
     lambda_encoder: float = typer.Option(2.0, "--lambda-encoder", help="Weight of the domain regulariser ||w - E(G(w))||^2."),
     perceptual: str = typer.Option("lpips", "--perceptual", help="lpips (needs VGG16 weights) or none."),
     vgg: Optional[Path] = typer.Option(None, "--vgg", help="torchvision VGG16 state dict for LPIPS."),
-    batch_size: int = typer.Option(4, "--batch-size", help="Crops optimised together."),
+    batch_size: str = typer.Option("auto", "--batch-size", help="Crops optimised together: auto (1 on CPU, 4 on GPU) or a number."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     seed: int = typer.Option(0, "--seed"),
     space: str = typer.Option("w+", "--space", help="w+ (a code per layer, editable in depth) or w (one shared code)."),
@@ -145,14 +197,12 @@ def invert(
 
     settings = InversionSettings(steps=steps, lr=lr, lambda_perceptual=lambda_perceptual, lambda_encoder=lambda_encoder, seed=seed,
                                  space=space)
-    if space not in ("w+", "w"):
-        raise UserError(f"--space {space!r}: expected w+ or w")
-    summary = run_invert(aligned, out, _weights(generator), encoder, settings, perceptual, vgg, batch_size, device, overwrite,
-                         emit=_emit, say=_say, shared_dir=_shared_dir())
+    settings.validate()
+    summary = run_invert(aligned, out, _weights(generator), encoder, settings, perceptual, vgg, _batch_size(batch_size), device,
+                         overwrite, emit=_emit, say=_say, shared_dir=_shared_dir())
     _say(f"inverted {summary['inverted']} crop(s), {summary['skipped']} already done, {summary['failed']} failed, "
          f"{summary['unreadable']} unreadable (metrics in {out / 'metrics.jsonl'})")
-    if summary["inverted"] + summary["skipped"] == 0:
-        raise typer.Exit(1)
+    _finish(summary["inverted"] + summary["skipped"])
 
 
 @app.command()
@@ -168,16 +218,17 @@ def edit(
     animate: Optional[str] = typer.Option(None, "--animate", help="Also write a sweep per edit: gif or mp4."),
     force: bool = typer.Option(False, "--force", help="Use directions computed for another checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo inputs that an earlier run finished."),
+    max_pixels: int = typer.Option(100_000_000, "--max-pixels", help=MAX_PIXELS_HELP + " Applies to paste-back."),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """Move codes along SeFa directions on chosen layers and resynthesise; grids, sweeps, pasted-back photos."""
     from editing.stage import EditOptions, run_edit
 
-    options = EditOptions(layers=layers, paste_back=paste_back, mask=mask, animate=animate, force=force, overwrite=overwrite)
+    options = EditOptions(layers=layers, paste_back=paste_back, mask=mask, animate=animate, force=force, overwrite=overwrite,
+                          max_pixels=max_pixels)
     summary = run_edit(codes, out, _weights(generator), directions, list(edits), options, device, emit=_emit, say=_say)
     _say(f"edited {summary['edited']} code(s), {summary['skipped']} already done, {summary['failed']} failed")
-    if summary["edited"] + summary["skipped"] == 0:
-        raise typer.Exit(1)
+    _finish(summary["edited"] + summary["skipped"])
 
 
 @app.command()
@@ -192,12 +243,13 @@ def run(
     labels: Optional[Path] = typer.Option(None, "--labels", help="Labels file naming directions (for --edit age=+2)."),
     size: int = typer.Option(256, "--size", help="Aligned crop size."),
     steps: int = typer.Option(100, "--steps", help="Inversion optimisation steps."),
-    batch_size: int = typer.Option(4, "--batch-size", help="Crops inverted together."),
+    batch_size: str = typer.Option("auto", "--batch-size", help="Crops inverted together: auto (1 on CPU, 4 on GPU) or a number."),
     perceptual: str = typer.Option("auto", "--perceptual", help="auto (LPIPS if VGG16 weights are found), lpips, none."),
     vgg: Optional[Path] = typer.Option(None, "--vgg"),
     largest: bool = typer.Option(False, "--largest", help="Only the largest face of each photo."),
     mask: str = typer.Option("face", "--mask", help="Paste-back region: face or crop."),
     animate: Optional[str] = typer.Option(None, "--animate", help="Also write sweeps: gif or mp4."),
+    max_pixels: int = typer.Option(100_000_000, "--max-pixels", help=MAX_PIXELS_HELP),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """The whole job: align -> invert -> factorize (cached) -> edit, with paste-back and an HTML report."""
@@ -209,11 +261,13 @@ def run(
         encoder = DEFAULT_ENCODER
     options = RunOptions(
         edits=tuple(edits) if edits else RunOptions.edits, factorize_layers=layers, num_directions=num_directions,
-        labels=labels, size=size, steps=steps, batch_size=batch_size, perceptual=perceptual, vgg=vgg, largest=largest, mask=mask, animate=animate,
+        labels=labels, size=size, steps=steps, batch_size=_batch_size(batch_size), perceptual=perceptual, vgg=vgg, largest=largest,
+        mask=mask, animate=animate, max_pixels=max_pixels,
     )
     result = run_pipeline(photos, out, generator_path, encoder, options, device, say=_say, shared_dir=_shared_dir())
     _emit(result)
     _say(f"done: {result['index']}")
+    _finish(result["edited"])
 
 
 @app.command("train-encoder")
@@ -235,6 +289,8 @@ def train_encoder_command(
     """Train the domain-guided encoder (image -> W+) on generator samples and, with --data, real photos."""
     from inversion.train import TrainSettings, train_encoder
 
+    require_finite("--lr", lr)
+    require_finite("--lambda-perceptual", lambda_perceptual)
     settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, lambda_perceptual=lambda_perceptual,
                              checkpoint_every=checkpoint_every, seed=seed)
     result = train_encoder(_weights(generator), out, settings, data, perceptual, vgg, device, restart, say=_say, shared_dir=_shared_dir())
@@ -247,29 +303,32 @@ def _shared_dir() -> Path:
 
 
 def main() -> None:
-    """Console entry point: run the app, turning user errors into one line and exit status 2."""
+    """Console entry point: the exit-status rule of the module docstring, and never a traceback for a
+    mistake the user can fix."""
     try:
         code = app(standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C into Exit(130), returned in this mode
+            typer.echo(INTERRUPTED, err=True)
         if isinstance(code, int) and code != 0:  # typer.Exit(n) is returned, not raised, in this mode
             raise SystemExit(code)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(2)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
+    except (KeyboardInterrupt, typer.Abort):
+        typer.echo(INTERRUPTED, err=True)
         raise SystemExit(130)
-    except KeyboardInterrupt:
-        typer.echo("interrupted; finished outputs are kept, rerun to continue", err=True)
-        raise SystemExit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            raise SystemExit(exc.exit_code)
-        raise
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code)
+    except typer.TyperException as exc:  # usage mistakes: typer's own copy of click's UsageError and kin
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"error: {exc.format_message()}", err=True)
+        raise SystemExit(exc.exit_code)
+    except BrokenPipeError:  # `sefa-edit ... | head`: the reader left; nothing more to say
+        sys.stderr.close()
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ class InputItem:
     relative: Path  # where its outputs go under OUT (keeps sub-folders apart)
 
 
-def list_inputs(source: str, stdin: Iterable[str] | None = None) -> list[InputItem]:
-    """Resolve INPUT: one image file, a folder (recursive, by suffix, case-insensitive), or `-`:
-    stdin lines that are paths or JSON objects with a "path"/"source"/"aligned" key."""
+def list_inputs(source: str, stdin: Iterable[str] | None = None, exclude: Path | None = None) -> list[InputItem]:
+    """Resolve INPUT: one image file, a folder (recursive, by suffix, case-insensitive; `exclude`, the
+    OUT folder, left out), or `-`: stdin lines that are paths or JSON objects with a
+    "path"/"source"/"aligned" key."""
     if source == "-":
         try:
             return [InputItem(path, Path(path.name)) for path, _ in stdin_records(("path", "source", "aligned"), stdin)]
@@ -29,5 +30,5 @@ def list_inputs(source: str, stdin: Iterable[str] | None = None) -> list[InputIt
     if root.is_file():
         return [InputItem(root, Path(root.name))]
     if root.is_dir():
-        return [InputItem(p, p.relative_to(root)) for p in find_images(root)]
+        return [InputItem(p, p.relative_to(root)) for p in find_images(root, exclude=exclude)]
     raise FileNotFoundError(source)

@@ -1,31 +1,36 @@
 """`sefa-edit align`: photos in, FFHQ crops + sidecar JSON out, one JSON line per crop on stdout.
 
 Outputs under OUT mirror the input tree: `OUT/<sub>/<stem>_<i>.png` and `<stem>_<i>.json` per face
-(face 0 is the largest), `OUT/failures.jsonl` for photos with no face or that cannot be read, and
-`OUT/.done/` markers so a rerun skips finished photos (`overwrite` redoes them).
+(face 0 is the largest), `OUT/failures.jsonl` for photos that could not be used, and `OUT/.done/`
+markers. A marker records the fingerprint of what made the photo's crops (the photo's bytes and every
+setting that changes a crop), so a rerun skips exactly the photos whose fingerprint is unchanged and
+redoes the others, removing crops the new settings no longer produce.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 from common import atomic, images
 from common.errors import UserError
-from common.photo_io import UnreadableImage, read_photo
+from common.failures import FailureLog
+from common.fingerprint import content_sha256, fingerprint
+from common.naming import unique_stems
+from common.output_folder import claimed_output_folder, check_output_path
+from common.photo_io import DEFAULT_MAX_PIXELS, UnreadableImage, read_photo
 from common.progress import track
 from alignment.ffhq import ffhq_quad, render_aligned
 from alignment.inputs import InputItem, list_inputs
 from alignment.landmarks import FaceFinder
 
 SIDECAR_VERSION = 1
+MARKER_VERSION = 2
 SIZES = (256, 512, 1024)
+DETECTORS = ("hog", "cnn")
+LANDMARK_MODELS = ("68", "5")
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,26 @@ class AlignOptions:
     upsample: int = 1
     detect_max_side: int = 1280
     min_score: float = 0.2
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def validate(self) -> None:
+        """Every option checked before any photo is read or model loaded."""
+        if self.size not in SIZES:
+            raise UserError(f"--size {self.size}: expected one of {', '.join(map(str, SIZES))}")
+        if self.detector not in DETECTORS:
+            raise UserError(f"--detector {self.detector!r}: expected hog or cnn")
+        if self.landmarks not in LANDMARK_MODELS:
+            raise UserError(f"--landmarks {self.landmarks!r}: expected 68 or 5")
+        if not 0 <= self.upsample <= 4:
+            raise UserError(f"--upsample {self.upsample}: expected 0 to 4")
+        if self.max_pixels < 1:
+            raise UserError(f"--max-pixels {self.max_pixels}: must be positive")
+
+    def result_settings(self) -> dict:
+        """The settings that change the crops (and so belong in their fingerprint)."""
+        return {"size": self.size, "detector": self.detector, "landmarks": self.landmarks, "largest": self.largest,
+                "upsample": self.upsample, "detect_max_side": self.detect_max_side, "min_score": self.min_score,
+                "sidecar": SIDECAR_VERSION}
 
 
 @dataclass
@@ -45,33 +70,16 @@ class AlignSummary:
     photos: int = 0
     crops: int = 0
     skipped_photos: int = 0
+    redone_photos: int = 0
     no_face: int = 0
     unreadable: int = 0
     records: list[dict] = field(default_factory=list)
 
 
-def _check_out_dir(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out_dir)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise UserError(f"{out_dir}: cannot write the output folder ({exc.strerror or exc}); choose a writable OUT") from exc
-
-
-def _output_stems(items: list[InputItem]) -> dict[Path, Path]:
-    """OUT-relative stem per input; photos that share a stem in one folder keep their suffix to stay apart."""
-    counts = Counter(item.relative.with_suffix("") for item in items)
-    return {
-        item.path: item.relative.with_suffix("") if counts[item.relative.with_suffix("")] == 1
-        else item.relative.with_name(item.relative.name.replace(".", "_"))
-        for item in items
-    }
-
-
 def _record(crop: Path, meta: Path, source: Path, face_index: int) -> dict:
-    return {"aligned": str(crop), "meta": str(meta), "source": str(source), "face_index": face_index}
+    """What stdout and the marker hold: absolute paths, so nothing depends on the working directory."""
+    return {"aligned": str(crop.resolve()), "meta": str(meta.resolve()), "source": str(Path(source).resolve()),
+            "face_index": face_index}
 
 
 def run_align(
@@ -81,44 +89,57 @@ def run_align(
     emit: Callable[[dict], None],
     say: Callable[[str], None],
     stdin: Iterator[str] | None = None,
+    exclude: Path | None = None,
 ) -> AlignSummary:
-    if options.size not in SIZES:
-        raise UserError(f"--size {options.size}: expected one of {', '.join(map(str, SIZES))}")
+    """Align every photo of `input_spec`; `exclude` (default OUT) is a folder never scanned for input."""
+    options.validate()
+    check_output_path(out_dir)
     if input_spec != "-" and not Path(input_spec).exists():
         raise UserError(f"{input_spec}: no such file or folder; pass a photo, a folder of photos, or - for stdin")
-    if input_spec != "-" and not os.access(input_spec, os.R_OK):
-        raise UserError(f"{input_spec}: not readable (permission denied)")
     try:
-        items = list_inputs(input_spec, stdin)
+        items = list_inputs(input_spec, stdin, exclude=exclude or out_dir)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    _check_out_dir(out_dir)
+    with claimed_output_folder(out_dir):
+        return _align_all(items, input_spec, out_dir, options, emit, say)
+
+
+def _align_all(items: list[InputItem], input_spec: str, out_dir: Path, options: AlignOptions, emit, say) -> AlignSummary:
     summary = AlignSummary()
     if not items:
         say(f"no images found in {input_spec} (looked for .jpg .jpeg .png .webp .bmp .tif .tiff)")
         return summary
     finder: FaceFinder | None = None  # loaded on first need: a rerun with everything done skips the model load
-    stems = _output_stems(items)
-    failures = out_dir / "failures.jsonl"
+    stems = unique_stems([item.relative.as_posix() for item in items])
+    failures = FailureLog(out_dir, say, key="source")
+    settings = options.result_settings()
 
-    for item in track(items, "aligning"):
+    for item, stem in track(list(zip(items, stems)), "aligning"):
         summary.photos += 1
-        stem = stems[item.path]
         done_marker = out_dir / ".done" / f"{stem}.json"
-        if not options.overwrite and (previous := _finished(done_marker, out_dir, options)) is not None:
+        try:
+            photo_digest = content_sha256(item.path) if item.path.is_file() else None
+        except OSError:
+            photo_digest = None
+        photo_print = fingerprint(photo=photo_digest, **settings)
+        previous = _read_marker(done_marker)
+        if not options.overwrite and previous is not None and previous.get("fingerprint") == photo_print \
+                and _all_present(previous.get("crops", [])):
             summary.skipped_photos += 1
-            for record in previous:
+            for record in previous["crops"]:
                 summary.crops += 1
                 summary.records.append(record)
                 emit(record)
             continue
+        if previous is not None:
+            summary.redone_photos += 1
         try:
-            photo = read_photo(item.path)
+            photo = read_photo(item.path, max_pixels=options.max_pixels)
         except (UnreadableImage, OSError) as exc:
             summary.unreadable += 1
+            _forget(previous, done_marker)
             reason = str(exc) if isinstance(exc, UnreadableImage) else f"cannot read ({exc.strerror or exc})"
-            say(f"{item.path}: {reason}; skipped")
-            atomic.append_jsonl(failures, {"source": str(item.path), "error": "unreadable", "reason": reason, "time": time.time()})
+            failures.add(item.path, "unreadable", reason)
             continue
         if finder is None:
             finder = FaceFinder(options.detector, options.landmarks, options.upsample, options.detect_max_side,
@@ -128,8 +149,8 @@ def run_align(
             faces = faces[:1]
         if not faces:
             summary.no_face += 1
-            say(f"{item.path}: no face found; skipped (try --detector cnn for small or turned faces)")
-            atomic.append_jsonl(failures, {"source": str(item.path), "error": "no_face", "time": time.time()})
+            failures.add(item.path, "no_face", "no face found (try --detector cnn for small or turned faces)",
+                         counts_as_failure=False)
         crops = []
         for index, face in enumerate(faces):
             quad = ffhq_quad(face.landmarks)
@@ -156,25 +177,44 @@ def run_align(
             summary.crops += 1
             summary.records.append(record)
             emit(record)
-        atomic.write_json(done_marker, {"source": str(item.path.resolve()), "size": options.size,
-                                        "landmarks_model": options.landmarks, "largest": options.largest, "crops": crops})
+        _remove_stale(previous, crops)
+        atomic.write_json(done_marker, {"version": MARKER_VERSION, "fingerprint": photo_print, "source": str(item.path.resolve()),
+                                        "settings": settings, "crops": crops})
+    if summary.redone_photos:
+        say(f"{summary.redone_photos} photo(s) redone: the photo, the settings or the earlier outputs changed")
     return summary
 
 
-def _finished(marker: Path, out_dir: Path, options: AlignOptions) -> list[dict] | None:
-    """The records of a photo finished by an earlier run with the same settings, if all its files exist."""
+def _read_marker(marker: Path) -> dict | None:
     if not marker.is_file():
         return None
     try:
         done = json.loads(marker.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):
         return None
-    if (done.get("size"), done.get("landmarks_model"), done.get("largest")) != (options.size, options.landmarks, options.largest):
-        return None
-    crops = done.get("crops", [])
-    if not all(Path(r["aligned"]).is_file() and Path(r["meta"]).is_file() for r in crops):
-        return None
-    return crops
+    return done if isinstance(done, dict) and done.get("version") == MARKER_VERSION else {}
+
+
+def _all_present(crops: list) -> bool:
+    return all(isinstance(r, dict) and Path(str(r.get("aligned"))).is_file() and Path(str(r.get("meta"))).is_file()
+               for r in crops)
+
+
+def _remove_stale(previous: dict | None, kept: list[dict]) -> None:
+    """Crops an earlier run made for this photo that the new run did not (e.g. now --largest): delete them,
+    or `invert` would go on inverting faces that are no longer wanted."""
+    keep = {r["aligned"] for r in kept} | {r["meta"] for r in kept}
+    for record in (previous or {}).get("crops", []) if isinstance(previous, dict) else []:
+        for key in ("aligned", "meta"):
+            path = record.get(key) if isinstance(record, dict) else None
+            if path and path not in keep:
+                Path(path).unlink(missing_ok=True)
+
+
+def _forget(previous: dict | None, marker: Path) -> None:
+    """The photo can no longer be read: its old crops no longer stand for it."""
+    _remove_stale(previous, [])
+    marker.unlink(missing_ok=True)
 
 
 def summary_line(summary: AlignSummary, out_dir: Path) -> str:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,9 @@ class EditSpec:
         return self.name if not self.name.isdigit() else f"dir{int(self.name):02d}"
 
 
+MAX_STRENGTHS = 1000
+
+
 def parse_strengths(text: str, context: str) -> tuple[float, ...]:
     try:
         if ":" in text:
@@ -37,17 +41,29 @@ def parse_strengths(text: str, context: str) -> tuple[float, ...]:
             start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
             if count < 1:
                 raise ValueError
-            values = np.linspace(start, stop, count)
+            values = np.linspace(start, stop, min(count, MAX_STRENGTHS + 1))
         else:
             values = [float(part) for part in text.split(",") if part.strip()]
             if not values:
                 raise ValueError
     except ValueError:
         raise UserError(f"--edit {context!r}: strengths must be a number (+2), a list (-2,0,2) or a range start:stop:count (-3:3:7)") from None
-    return tuple(round(float(v), 6) for v in values)
+    if len(values) > MAX_STRENGTHS:
+        raise UserError(f"--edit {context!r}: too many strengths (at most {MAX_STRENGTHS})")
+    if not all(math.isfinite(float(v)) for v in values):
+        raise UserError(f"--edit {context!r}: strengths must be finite numbers (not nan or inf)")
+    return tuple(dict.fromkeys(round(float(v), 6) + 0.0 for v in values))  # + 0.0 turns -0.0 into 0.0
 
 
-def parse_edit(text: str, directions: DirectionsFile) -> EditSpec:
+def strength_text(value: float) -> str:
+    """File-name form of a strength: `+2p00`, `-0p50`; values finer than 1/100 keep every digit
+    (`+0p001`, `+0p004`), so distinct strengths never share a file."""
+    two = f"{value:+.2f}"
+    text = two if float(two) == value else np.format_float_positional(value, precision=6, trim="-", sign=True)
+    return text.replace(".", "p")
+
+
+def parse_edit(text: str, directions: DirectionsFile, no_labels_hint: str = "add a labels.json beside the directions") -> EditSpec:
     if "=" not in text:
         raise UserError(f"--edit {text!r}: expected DIRECTION=STRENGTHS, e.g. 0=-3:3:7 or age=+2")
     name, strengths_text = (part.strip() for part in text.split("=", 1))
@@ -59,6 +75,6 @@ def parse_edit(text: str, directions: DirectionsFile) -> EditSpec:
         return EditSpec(name, index, 1, strengths, None)
     label = directions.labels.get(name)
     if label is None:
-        known = ", ".join(sorted(directions.labels)) or "none: add a labels.json beside the directions"
+        known = ", ".join(sorted(directions.labels)) or f"none: {no_labels_hint}"
         raise UserError(f"--edit {text!r}: no direction labelled {name!r} (labels: {known})")
     return EditSpec(name, label.index, label.sign, strengths, tuple(label.layers) if label.layers else None)

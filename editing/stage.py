@@ -4,7 +4,10 @@ For each code, each `--edit` and each strength: w' = w + strength * sign * n on 
 rendered by the generator. Per input `OUT/<name>/`: `<edit>_<strength>.png`, `grid.png` (rows = edits,
 columns = strengths, the unedited reconstruction in the 0 column), optional `<edit>.gif` / `.mp4`
 sweeps, and with `--paste-back` `photo_<edit>_<strength>.jpg`: the whole original photo with the
-edited face. Inputs whose outputs all exist are skipped on reruns.
+edited face. `OUT/<name>/.edit.json` records the fingerprint of what made them (code, generator,
+directions, edits, paste-back settings, sidecar and photo), so a rerun skips exactly the inputs whose
+fingerprint is unchanged and redoes the others. Inputs that cannot be used are listed in
+`OUT/failures.jsonl`.
 """
 
 from __future__ import annotations
@@ -20,16 +23,26 @@ import torch
 
 from common import atomic, images
 from common.devices import resolve_device
-from common.directions_file import DirectionsFile, load_directions
+from common.directions_file import LABELS_NAME, DirectionsFile, load_directions
 from common.errors import UserError
+from common.failures import FailureLog
+from common.fingerprint import content_sha256, fingerprint
 from common.layer_spec import parse_layer_spec
-from common.photo_io import UnreadableImage, read_photo
+from common.naming import unique_stems
+from common.output_folder import check_output_path, claimed_output_folder, is_inside
+from common.photo_io import DEFAULT_MAX_PIXELS, UnreadableImage, read_photo
 from common.progress import track
+from common.safe_arrays import BadArray, load_npy
 from common.stdin_records import stdin_records
-from editing.edit_spec import EditSpec, parse_edit
+from editing.edit_spec import EditSpec, parse_edit, strength_text
 from editing.paste_back import MASK_KINDS, paste_back
+from editing.sidecar import BadSidecar, Sidecar, read_sidecar
 from generators.checkpoint import load_checkpoint
 from generators.latent_edit import move_along
+
+MARKER_NAME = ".edit.json"
+MARKER_VERSION = 2
+ANIMATIONS = ("gif", "mp4")
 
 
 @dataclass(frozen=True)
@@ -49,22 +62,36 @@ class EditOptions:
     overwrite: bool = False
     batch_size: int = 8
     photos_dir: Path | None = None  # where pasted-back photos go (default: beside the edits of each input)
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def validate(self) -> None:
+        if self.mask not in MASK_KINDS:
+            raise UserError(f"--mask {self.mask!r}: expected one of {', '.join(MASK_KINDS)}")
+        if self.animate not in (None, *ANIMATIONS):
+            raise UserError(f"--animate {self.animate!r}: expected gif or mp4")
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size {self.batch_size}: must be 1 or more")
 
 
-def list_codes(input_spec: str, stdin: Iterator[str] | None = None) -> list[CodeItem]:
-    """A folder of codes from `invert` (recursive), one .npy, or `-` (invert's JSON lines)."""
+def list_codes(input_spec: str, stdin: Iterator[str] | None = None, exclude: Path | None = None) -> list[CodeItem]:
+    """A folder of codes from `invert` (recursive; `exclude`, the OUT folder, left out), one .npy, or `-`
+    (invert's JSON lines). Every code gets its own output name, however the stems clash."""
     if input_spec == "-":
-        return [
-            CodeItem(path, path.stem, Path(record["meta"]) if record.get("meta") else _meta_of(path))
-            for path, record in stdin_records(("code",), stdin)
-        ]
+        found: dict[Path, Path | None] = {}
+        for path, record in stdin_records(("code",), stdin):
+            found.setdefault(path.resolve(), Path(record["meta"]) if record.get("meta") else _meta_of(path))
+        names = unique_stems([path.name for path in found])
+        return [CodeItem(path, name, meta) for (path, meta), name in zip(found.items(), names)]
     root = Path(input_spec)
     if root.is_file():
         return [CodeItem(root, root.stem, _meta_of(root))]
     if not root.is_dir():
         raise UserError(f"{root}: no such file or folder; pass the output folder of `sefa-edit invert`, a .npy code, or -")
-    codes = sorted(p for p in root.rglob("*.npy") if not any(part.startswith(".") for part in p.relative_to(root).parts))
-    return [CodeItem(p, p.relative_to(root).with_suffix("").as_posix(), _meta_of(p)) for p in codes]
+    codes = sorted(p for p in root.rglob("*.npy")
+                   if not any(part.startswith(".") for part in p.relative_to(root).parts)
+                   and not (exclude is not None and is_inside(p, exclude)))
+    names = unique_stems([p.relative_to(root).as_posix() for p in codes])
+    return [CodeItem(p, name, _meta_of(p)) for p, name in zip(codes, names)]
 
 
 def _meta_of(code: Path) -> Path | None:
@@ -73,14 +100,10 @@ def _meta_of(code: Path) -> Path | None:
     if info.is_file():
         try:
             meta = json.loads(info.read_text()).get("record", {}).get("meta")
-            return Path(meta) if meta else None
-        except (OSError, json.JSONDecodeError):
+            return Path(meta) if isinstance(meta, str) and meta else None
+        except (OSError, ValueError, AttributeError):
             return None
     return None
-
-
-def _strength_text(value: float) -> str:
-    return f"{value:+.2f}".replace(".", "p")
 
 
 def resolve_layers(spec: EditSpec, directions: DirectionsFile, override: str | None, num_ws: int) -> list[int]:
@@ -107,11 +130,10 @@ def run_edit(
 ) -> dict:
     if not edit_texts:
         raise UserError("no --edit given; e.g. --edit 0=-3:3:7 or --edit age=+2")
-    if options.mask not in MASK_KINDS:
-        raise UserError(f"--mask {options.mask!r}: expected one of {', '.join(MASK_KINDS)}")
-    if options.animate not in (None, "gif", "mp4"):
-        raise UserError(f"--animate {options.animate!r}: expected gif or mp4")
+    options.validate()
+    check_output_path(out_dir)
     directions = load_directions(directions_path)
+    specs = [parse_edit(text, directions) for text in edit_texts]
     checkpoint = load_checkpoint(generator_path)
     if directions.checkpoint_sha256 != checkpoint.sha256 and not options.force:
         raise UserError(
@@ -120,45 +142,123 @@ def run_edit(
         )
     if directions.latent_space != "W+":
         raise UserError(f"{directions_path}: {directions.latent_space}-space directions cannot edit W+ codes")
+    if directions.directions.shape[1] != checkpoint.latent_dim:
+        raise UserError(f"{directions_path}: directions are {directions.directions.shape[1]}-dimensional but {generator_path} "
+                        f"has {checkpoint.latent_dim}-dimensional W codes; factorize this generator")
     device = resolve_device(device_name)
     generator = checkpoint.build_generator(device)
-    specs = [parse_edit(text, directions) for text in edit_texts]
     layers = {spec.name: resolve_layers(spec, directions, options.layers, generator.num_ws) for spec in specs}
-    items = list_codes(input_spec, stdin)
-    summary = {"edited": 0, "skipped": 0, "failed": 0}
+    items = list_codes(input_spec, stdin, exclude=out_dir)
+    labels_file = Path(directions_path).parent / LABELS_NAME
+    shared_print = {
+        "version": MARKER_VERSION, "generator": checkpoint.sha256, "directions": content_sha256(directions_path),
+        "labels": content_sha256(labels_file) if labels_file.is_file() else None,
+        "edits": [[spec.name, spec.index, spec.sign, list(spec.strengths), layers[spec.name]] for spec in specs],
+        "paste_back": options.paste_back, "mask": options.mask, "animate": options.animate,
+    }
+    with claimed_output_folder(out_dir):
+        return _edit_all(items, out_dir, generator, directions, specs, layers, options, shared_print, emit, say)
+
+
+def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: DirectionsFile, specs: list[EditSpec], layers: dict,
+              options: EditOptions, shared_print: dict, emit, say) -> dict:
+    device = next(generator.parameters()).device
+    failures = FailureLog(out_dir, say, key="code")
+    summary = {"edited": 0, "skipped": 0, "failed": 0, "redone": 0}
 
     for item in track(items, "editing"):
         target = out_dir / item.name
         photos_target = options.photos_dir / item.name if options.photos_dir is not None else target
-        planned = _planned_outputs(target, photos_target, specs, options, can_paste=item.meta is not None and item.meta.is_file())
-        if not options.overwrite and all(p.is_file() for p in planned):
+        sidecar: Sidecar | None = None
+        try:
+            if options.paste_back and item.meta is not None:
+                sidecar = read_sidecar(item.meta)
+            item_print = fingerprint(
+                code=content_sha256(item.code), **shared_print,
+                sidecar=content_sha256(item.meta) if sidecar is not None else None,
+                photo=content_sha256(sidecar.source) if sidecar is not None else None,
+            )
+        except BadSidecar as exc:
+            summary["failed"] += 1
+            failures.add(item.code, "bad_sidecar", str(exc))
+            continue
+        except OSError as exc:
+            summary["failed"] += 1
+            failures.add(item.code, "unreadable", f"cannot read ({exc.strerror or exc})")
+            continue
+        planned = _planned_outputs(target, photos_target, specs, options, can_paste=sidecar is not None)
+        previous = _read_marker(target / MARKER_NAME)
+        if not options.overwrite and previous.get("fingerprint") == item_print and all(p.is_file() for p in planned):
             summary["skipped"] += 1
             emit(_record(item, target, planned))
             continue
+        if previous:
+            summary["redone"] += 1
         try:
-            code = np.load(item.code, allow_pickle=False)
-        except (OSError, ValueError) as exc:
+            code = load_npy(item.code)
+        except BadArray as exc:
             summary["failed"] += 1
-            say(f"{item.code}: not a readable code ({exc}); skipped")
+            failures.add(item.code, "bad_code", f"not a usable code: {exc}")
             continue
         if code.shape != (generator.num_ws, generator.w_dim):
             summary["failed"] += 1
-            say(f"{item.code}: code of shape {list(code.shape)}, this generator takes [{generator.num_ws}, {generator.w_dim}]; skipped")
+            failures.add(item.code, "bad_code", f"code of shape {list(code.shape)}, this generator takes "
+                                                f"[{generator.num_ws}, {generator.w_dim}]")
             continue
+        photo = None
+        if options.paste_back and sidecar is not None:
+            try:
+                photo = _photo_for(sidecar, options.max_pixels)
+            except (UnreadableImage, BadSidecar) as exc:
+                summary["failed"] += 1
+                failures.add(item.code, "bad_photo", str(exc))
+                continue
+        elif options.paste_back:
+            say(f"{item.code}: no alignment sidecar known, so no paste-back (invert the crops of `align`)")
+        (target / MARKER_NAME).unlink(missing_ok=True)  # from here on the item is not done until it is rewritten
         ws = torch.from_numpy(code).float().to(device)[None]
         rendered = _render_edits(generator, ws, specs, directions, layers, options.batch_size)
         for spec in specs:
             for strength in spec.strengths:
-                images.save_rgb(target / f"{spec.slug}_{_strength_text(strength)}.png", rendered[(spec.name, strength)])
+                images.save_rgb(target / f"{spec.slug}_{strength_text(strength)}.png", rendered[(spec.name, strength)])
         images.save_rgb(target / "grid.png", _grid(specs, rendered))
         if options.animate:
             for spec in specs:
                 _write_sweep(target / f"{spec.slug}.{options.animate}", [rendered[(spec.name, s)] for s in spec.strengths])
-        if options.paste_back:
-            _paste_all(item, photos_target, specs, rendered, options.mask, say)
+        if photo is not None:
+            _paste_all(photo, sidecar, photos_target, specs, rendered, options.mask)
+        _remove_stale(previous, planned)
+        atomic.write_json(target / MARKER_NAME, {"version": MARKER_VERSION, "fingerprint": item_print,
+                                                 "outputs": [str(p.resolve()) for p in planned]})
         summary["edited"] += 1
-        emit(_record(item, target, [p for p in planned if p.is_file()]))
+        emit(_record(item, target, planned))
+    if summary["redone"]:
+        say(f"{summary['redone']} input(s) redone: the code, generator, directions, edits or paste-back inputs changed")
     return summary
+
+
+def _read_marker(path: Path) -> dict:
+    try:
+        marker = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return marker if isinstance(marker, dict) else {}
+
+
+def _remove_stale(previous: dict, planned: list[Path]) -> None:
+    """Outputs of an earlier run that this run does not make (other strengths, no sweep now): delete them,
+    so a folder never mixes results of two settings."""
+    keep = {str(p.resolve()) for p in planned}
+    for old in previous.get("outputs", []) if isinstance(previous.get("outputs"), list) else []:
+        if isinstance(old, str) and old not in keep:
+            Path(old).unlink(missing_ok=True)
+
+
+def _photo_for(sidecar: Sidecar, max_pixels: int) -> np.ndarray:
+    photo = read_photo(sidecar.source, max_pixels=max_pixels).rgb
+    if (photo.shape[1], photo.shape[0]) != sidecar.source_size:
+        raise BadSidecar(f"the photo {sidecar.source} changed size since alignment; re-run align")
+    return photo
 
 
 @torch.no_grad()
@@ -195,7 +295,7 @@ def _grid(specs: list[EditSpec], rendered: dict) -> np.ndarray:
 
 
 def _write_sweep(path: Path, frames: list[np.ndarray]) -> None:
-    """A back-and-forth sweep along one direction, as an animated GIF or an MP4."""
+    """A back-and-forth sweep along one direction, as an animated GIF or an MP4, written atomically."""
     sequence = frames + frames[-2:0:-1]
     if path.suffix == ".gif":
         from PIL import Image
@@ -207,53 +307,55 @@ def _write_sweep(path: Path, frames: list[np.ndarray]) -> None:
 
         atomic.write_with(path, write)
         return
-    tmp = path.with_name(f".{path.name}.tmp.mp4")
     height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), 8, (width, height))
-    if not writer.isOpened():
-        raise UserError(f"{path}: OpenCV cannot write MP4 here; use --animate gif")
-    for frame in sequence:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    tmp.replace(path)
+
+    def produce(tmp: Path) -> None:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), 8, (width, height))
+        if not writer.isOpened():
+            raise UserError(f"{path}: OpenCV cannot write MP4 here; use --animate gif")
+        for frame in sequence:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        writer.release()
+
+    def verify(tmp: Path) -> None:
+        """OpenCV's writer reports no error when the disk fills up: read the file back and count its frames."""
+        capture = cv2.VideoCapture(str(tmp))
+        frames_read = 0
+        while capture.isOpened():
+            ok, _ = capture.read()
+            if not ok:
+                break
+            frames_read += 1
+        capture.release()
+        if frames_read != len(sequence):
+            raise OSError(f"the video holds {frames_read} of its {len(sequence)} frames (incomplete write)")
+
+    atomic.write_by_name(path, produce, verify)
 
 
-def _paste_all(item: CodeItem, target: Path, specs: list[EditSpec], rendered: dict, mask: str, say) -> None:
-    if item.meta is None or not item.meta.is_file():
-        say(f"{item.code}: no alignment sidecar known, so no paste-back (invert the crops of `align`)")
-        return
-    meta = json.loads(item.meta.read_text())
-    try:
-        photo = read_photo(Path(meta["source"])).rgb
-    except (UnreadableImage, OSError) as exc:
-        say(f"{meta['source']}: cannot read the original photo for paste-back ({exc}); skipped")
-        return
-    if [photo.shape[1], photo.shape[0]] != meta["source_size"]:
-        say(f"{meta['source']}: the photo changed size since alignment; paste-back skipped (re-run align)")
-        return
-    quad, landmarks = np.asarray(meta["quad"]), np.asarray(meta["landmarks"])
+def _paste_all(photo: np.ndarray, sidecar: Sidecar, target: Path, specs: list[EditSpec], rendered: dict, mask: str) -> None:
     for spec in specs:
         for strength in spec.strengths:
-            pasted, _ = paste_back(photo, rendered[(spec.name, strength)], quad, landmarks, mask)
-            images.save_rgb(target / f"photo_{spec.slug}_{_strength_text(strength)}.jpg", pasted)
+            pasted, _ = paste_back(photo, rendered[(spec.name, strength)], sidecar.quad, sidecar.landmarks, mask)
+            images.save_rgb(target / f"photo_{spec.slug}_{strength_text(strength)}.jpg", pasted)
 
 
 def _planned_outputs(target: Path, photos_target: Path, specs: list[EditSpec], options: EditOptions, can_paste: bool) -> list[Path]:
     paths = [target / "grid.png"]
     for spec in specs:
-        paths += [target / f"{spec.slug}_{_strength_text(s)}.png" for s in spec.strengths]
+        paths += [target / f"{spec.slug}_{strength_text(s)}.png" for s in spec.strengths]
         if options.animate:
             paths.append(target / f"{spec.slug}.{options.animate}")
         if options.paste_back and can_paste:
-            paths += [photos_target / f"photo_{spec.slug}_{_strength_text(s)}.jpg" for s in spec.strengths]
+            paths += [photos_target / f"photo_{spec.slug}_{strength_text(s)}.jpg" for s in spec.strengths]
     return paths
 
 
 def _record(item: CodeItem, target: Path, outputs: list[Path]) -> dict:
     return {
-        "code": str(item.code),
-        "grid": str(target / "grid.png"),
-        "images": [str(p) for p in outputs if p.suffix == ".png" and p.name != "grid.png"],
-        "photos": [str(p) for p in outputs if p.name.startswith("photo_")],
-        "animations": [str(p) for p in outputs if p.suffix in (".gif", ".mp4")],
+        "code": str(Path(item.code).resolve()),
+        "grid": str((target / "grid.png").resolve()),
+        "images": [str(p.resolve()) for p in outputs if p.suffix == ".png" and p.name != "grid.png"],
+        "photos": [str(p.resolve()) for p in outputs if p.name.startswith("photo_")],
+        "animations": [str(p.resolve()) for p in outputs if p.suffix in (".gif", ".mp4")],
     }

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from common import atomic, images
 from common.devices import resolve_device
-from common.directions_file import LABELS_NAME, DirectionsFile, load_labels
+from common.directions_file import LABELS_NAME, DirectionsFile, load_directions, load_labels
 from common.errors import UserError
 from common.layer_spec import format_layer_spec, parse_layer_spec
+from common.output_folder import check_output_path, claimed_output_folder
 from factorization.preview import PreviewSettings, strengths, write_previews
 from factorization.report import write_report
 from factorization.sefa import factorize
@@ -64,6 +65,10 @@ def run_factorize(
     preview: PreviewSettings | None = None,
     device_name: str = "auto",
 ) -> FactorizeResult:
+    check_output_path(out_dir, "--out")
+    if num_directions < 1:
+        raise UserError(f"-K {num_directions}: must be 1 or more")
+    labels = load_labels(labels_path, num_directions=num_directions) if labels_path is not None else {}
     device = resolve_device(device_name)
     checkpoint = load_checkpoint(checkpoint_path)
     if preview is not None and checkpoint.stylegan2_config is None:
@@ -72,13 +77,24 @@ def run_factorize(
             f"({checkpoint.architecture} is read for factorisation only); drop --preview"
         )
     directions, seconds = factorize_checkpoint(checkpoint, layer_spec, num_directions)
-    if labels_path is not None:
-        directions.labels = load_labels(labels_path, num_directions=len(directions.directions))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    directions.labels = labels
+    with claimed_output_folder(out_dir, "--out"):
+        return _write_outputs(checkpoint, checkpoint_path, directions, seconds, out_dir, num_directions, labels_path, preview, device)
+
+
+def store_labels(labels_path: Path, directions_dir: Path) -> None:
+    """Keep a validated copy of the labels beside the directions, which `edit` reads."""
+    load_labels(labels_path, num_directions=len(load_directions(directions_dir / DIRECTIONS_NAME).directions))
+    atomic.write_bytes(directions_dir / LABELS_NAME, Path(labels_path).read_bytes())
+
+
+def _write_outputs(checkpoint, checkpoint_path: Path, directions: DirectionsFile, seconds: float, out_dir: Path, num_directions: int,
+                   labels_path: Path | None, preview: PreviewSettings | None, device) -> FactorizeResult:
     directions_path = directions.save(out_dir / DIRECTIONS_NAME)
     if labels_path is not None:
-        # The labels belong to these directions: keep a copy beside them, which `edit` reads.
         atomic.write_bytes(out_dir / LABELS_NAME, Path(labels_path).read_bytes())
+    else:
+        (out_dir / LABELS_NAME).unlink(missing_ok=True)  # labels of earlier directions do not name these
     images.save_rgb(out_dir / "spectrum.png", spectrum_png(directions.all_eigenvalues, highlight=num_directions))
 
     preview_paths: list[Path] = []

@@ -31,6 +31,23 @@ class InversionSettings:
     seed: int = 0
     space: str = "w+"  # "w+": one code per layer; "w": one code shared by all layers (NVIDIA projector style)
 
+    def validate(self) -> None:
+        """Checked before any model is loaded: a bad value must not cost a generator load first."""
+        from common.errors import UserError
+        from common.validate import require_finite
+
+        for option, value in (("--lr", self.lr), ("--lambda-perceptual", self.lambda_perceptual),
+                              ("--lambda-encoder", self.lambda_encoder)):
+            require_finite(option, value)
+        if self.steps < 0:
+            raise UserError(f"--steps {self.steps}: must be 0 or more")
+        if self.lr <= 0:
+            raise UserError(f"--lr {self.lr}: must be positive")
+        if self.lambda_perceptual < 0 or self.lambda_encoder < 0:
+            raise UserError("--lambda-perceptual and --lambda-encoder must be 0 or more")
+        if self.space not in ("w+", "w"):
+            raise UserError(f"--space {self.space!r}: expected w+ or w")
+
 
 @dataclass
 class InversionResult:

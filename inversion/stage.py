@@ -1,15 +1,17 @@
 """`sefa-edit invert`: aligned crops -> W+ codes (`NAME.npy`), reconstructions, metrics.
 
 Per crop: `OUT/<name>.npy` (float32 [num_ws, w_dim]), `OUT/<name>_rec.png`, `OUT/<name>.json` (what the
-code came from: aligned crop, its sidecar for paste-back, generator sha256, metrics), one line in
-`OUT/metrics.jsonl`, and one JSON line on stdout for `edit`. Finished crops are skipped on reruns.
+code came from: aligned crop, its sidecar for paste-back, generator sha256, metrics, and the fingerprint
+of everything that made the code), one line in `OUT/metrics.jsonl`, and one JSON line on stdout for
+`edit`. Crops that cannot be used are listed in `OUT/failures.jsonl`. A rerun skips the crops whose
+fingerprint is unchanged and redoes the others (another generator, encoder, crop or setting).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -20,6 +22,10 @@ import torch
 from common import atomic, images
 from common.devices import resolve_device
 from common.errors import UserError
+from common.failures import FailureLog
+from common.fingerprint import content_sha256, fingerprint
+from common.naming import unique_stems
+from common.output_folder import check_output_path, claimed_output_folder
 from common.photo_io import find_images
 from common.progress import track
 from common.stdin_records import stdin_records
@@ -27,6 +33,8 @@ from generators.checkpoint import load_checkpoint
 from inversion.encoder import load_encoder
 from inversion.optimize import InversionSettings, invert, psnr_from_mse
 from inversion.perceptual import LPIPS, find_vgg_weights
+
+INFO_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -36,20 +44,24 @@ class CropItem:
     meta: Path | None  # the alignment sidecar, when known
 
 
-def list_crops(input_spec: str, stdin: Iterator[str] | None = None) -> list[CropItem]:
-    """A folder of aligned crops (recursive), one crop, or `-` (align's JSON lines, or paths)."""
-    items: list[CropItem] = []
+def list_crops(input_spec: str, stdin: Iterator[str] | None = None, exclude: Path | None = None) -> list[CropItem]:
+    """A folder of aligned crops (recursive; `exclude`, the OUT folder, left out), one crop, or `-`
+    (align's JSON lines, or paths). Every crop gets its own output name, however the stems clash."""
     if input_spec == "-":
+        found: dict[Path, Path | None] = {}
         for path, record in stdin_records(("aligned",), stdin):
             meta = record.get("meta")
-            items.append(CropItem(path, Path(path.stem), Path(meta) if meta else _sidecar(path)))
-        return _dedupe(items)
+            found.setdefault(path.resolve(), Path(meta) if meta else _sidecar(path))
+        names = unique_stems([path.name for path in found])
+        return [CropItem(path, Path(name), meta) for (path, meta), name in zip(found.items(), names)]
     root = Path(input_spec)
     if root.is_file():
         return [CropItem(root, Path(root.stem), _sidecar(root))]
     if not root.is_dir():
         raise UserError(f"{root}: no such file or folder; pass the output folder of `sefa-edit align`, a crop, or -")
-    return [CropItem(p, p.relative_to(root).with_suffix(""), _sidecar(p)) for p in find_images(root)]
+    crops = find_images(root, exclude=exclude)
+    names = unique_stems([p.relative_to(root).as_posix() for p in crops])
+    return [CropItem(p, Path(name), _sidecar(p)) for p, name in zip(crops, names)]
 
 
 def _sidecar(crop: Path) -> Path | None:
@@ -57,18 +69,9 @@ def _sidecar(crop: Path) -> Path | None:
     return meta if meta.is_file() else None
 
 
-def _dedupe(items: list[CropItem]) -> list[CropItem]:
-    """Crops from different folders may share a stem: keep their names apart."""
-    seen: dict[Path, int] = {}
-    unique = []
-    for item in items:
-        count = seen.get(item.name, 0)
-        seen[item.name] = count + 1
-        unique.append(item if count == 0 else CropItem(item.aligned, Path(f"{item.name}-{count}"), item.meta))
-    return unique
-
-
 def load_target(path: Path, resolution: int) -> torch.Tensor:
+    if not Path(path).is_file():
+        raise ValueError("not a regular file")
     rgb = images.read_rgb(path)
     if rgb.shape[0] != resolution or rgb.shape[1] != resolution:
         interpolation = cv2.INTER_AREA if rgb.shape[0] > resolution else cv2.INTER_CUBIC
@@ -81,6 +84,20 @@ def _outputs(out_dir: Path, item: CropItem) -> tuple[Path, Path, Path]:
     return base.with_suffix(".npy"), base.parent / f"{base.name}_rec.png", base.with_suffix(".json")
 
 
+def _read_info(info_path: Path) -> dict | None:
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def auto_batch_size(device: torch.device) -> int:
+    """On a CPU a batch is no faster per image than one crop, and one crop at a time means a kill loses
+    at most one crop's work; a GPU is better used with several crops at once."""
+    return 4 if device.type == "cuda" else 1
+
+
 def run_invert(
     input_spec: str,
     out_dir: Path,
@@ -89,7 +106,7 @@ def run_invert(
     settings: InversionSettings,
     perceptual: str = "lpips",
     vgg_path: Path | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     device_name: str = "auto",
     overwrite: bool = False,
     emit: Callable[[dict], None] = lambda record: None,
@@ -97,50 +114,83 @@ def run_invert(
     stdin: Iterator[str] | None = None,
     shared_dir: Path | None = None,
 ) -> dict:
+    """Invert every crop; `batch_size` None picks one for the device (see `auto_batch_size`)."""
     if perceptual not in ("lpips", "none"):
         raise UserError(f"--perceptual {perceptual!r}: expected lpips or none")
-    if settings.steps < 0 or settings.lr <= 0 or batch_size < 1:
-        raise UserError("--steps must be >= 0, --lr > 0 and --batch-size >= 1")
+    settings.validate()
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"--batch-size {batch_size}: must be 1 or more, or auto")
+    check_output_path(out_dir)
     device = resolve_device(device_name)
-    items = list_crops(input_spec, stdin)
+    items = list_crops(input_spec, stdin, exclude=out_dir)
+    with claimed_output_folder(out_dir):
+        return _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptual, vgg_path,
+                           batch_size or auto_batch_size(device), device, overwrite, emit, say, shared_dir)
+
+
+def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptual, vgg_path, batch_size, device,
+                overwrite, emit, say, shared_dir) -> dict:
     checkpoint = load_checkpoint(generator_path)
     generator = checkpoint.build_generator(device)
     encoder = None
     if encoder_path is not None:
         encoder = load_encoder(encoder_path, generator.num_ws, generator.w_dim, checkpoint.sha256).to(device)
         encoder.requires_grad_(False)
-    lpips_model = LPIPS(find_vgg_weights(vgg_path, shared_dir)).to(device) if perceptual == "lpips" else None
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    summary = {"inverted": 0, "skipped": 0, "failed": 0, "unreadable": 0}
-    pending: list[CropItem] = []
+    vgg_file = find_vgg_weights(vgg_path, shared_dir) if perceptual == "lpips" else None
+    lpips_model = LPIPS(vgg_file).to(device) if vgg_file is not None else None
+    # Everything that changes a code, except the crop itself (added per item). The VGG file is 528 MB:
+    # its name and size identify it well enough without hashing it on every run.
+    common_settings = {
+        "version": INFO_VERSION, "generator": checkpoint.sha256,
+        "encoder": content_sha256(encoder_path) if encoder_path is not None else None,
+        "perceptual": perceptual, "vgg": [vgg_file.name, vgg_file.stat().st_size] if vgg_file is not None else None,
+        **asdict(settings),
+    }
+    failures = FailureLog(out_dir, say, key="aligned")
+    summary = {"inverted": 0, "skipped": 0, "failed": 0, "unreadable": 0, "redone": 0}
+    pending: list[tuple[CropItem, str]] = []
     for item in items:
         code_path, rec_path, info_path = _outputs(out_dir, item)
-        if not overwrite and code_path.is_file() and rec_path.is_file() and info_path.is_file():
+        try:
+            crop_print = fingerprint(crop=content_sha256(item.aligned), **common_settings)
+        except OSError as exc:
+            summary["unreadable"] += 1
+            failures.add(item.aligned, "unreadable", f"cannot read ({exc.strerror or exc})")
+            continue
+        info = _read_info(info_path) if info_path.is_file() else None
+        if not overwrite and info is not None and info.get("fingerprint") == crop_print and code_path.is_file() \
+                and rec_path.is_file():
             summary["skipped"] += 1
-            emit(json.loads(info_path.read_text())["record"])
-        else:
-            pending.append(item)
+            emit(info["record"])
+            continue
+        if info is not None:
+            summary["redone"] += 1
+        pending.append((item, crop_print))
+    if summary["redone"]:
+        say(f"{summary['redone']} crop(s) redone: the crop, generator, encoder or settings changed since they were inverted")
 
     batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
-    for batch in track(batches, "inverting"):
+    for batch in track(batches, "inverting", weight=len):
         targets, kept = [], []
-        for item in batch:
+        for item, crop_print in batch:
             try:
                 targets.append(load_target(item.aligned, generator.img_resolution))
-                kept.append(item)
+                kept.append((item, crop_print))
             except (ValueError, OSError) as exc:
                 summary["unreadable"] += 1
-                say(f"{item.aligned}: {exc}; skipped")
-                atomic.append_jsonl(out_dir / "metrics.jsonl", {"aligned": str(item.aligned), "error": f"unreadable: {exc}"})
+                failures.add(item.aligned, "unreadable", str(exc))
         if not kept:
             continue
         result = invert(generator, torch.stack(targets).to(device), encoder, lpips_model, settings)
         reconstructions = images.tensor_to_uint8(result.reconstructions)
-        for index, item in enumerate(kept):
+        for index, (item, crop_print) in enumerate(kept):
             code_path, rec_path, info_path = _outputs(out_dir, item)
+            if result.failure[index] is not None:
+                summary["failed"] += 1
+                failures.add(item.aligned, "inversion_failed", f"inversion failed ({result.failure[index]}); no code written")
+                continue
             metrics = {
-                "aligned": str(item.aligned),
+                "aligned": str(Path(item.aligned).resolve()),
                 "mse": round(result.mse[index].item(), 6),
                 "psnr": round(psnr_from_mse(result.mse[index]).item(), 3),
                 "start_mse": round(result.start_mse[index].item(), 6),
@@ -149,17 +199,14 @@ def run_invert(
                 "steps": settings.steps,
                 "encoder": encoder_path is not None,
             }
-            if result.failure[index] is not None:
-                summary["failed"] += 1
-                say(f"{item.aligned}: inversion failed ({result.failure[index]}); no code written")
-                atomic.append_jsonl(out_dir / "metrics.jsonl", {**metrics, "error": result.failure[index]})
-                continue
             atomic.save_npy(code_path, result.ws[index].detach().cpu().numpy().astype(np.float32))
             images.save_rgb(rec_path, reconstructions[index])
-            record = {"code": str(code_path), "reconstruction": str(rec_path), "aligned": str(item.aligned),
-                      "meta": str(item.meta) if item.meta else None, "psnr": metrics["psnr"]}
-            atomic.write_json(info_path, {"record": record, "metrics": metrics, "generator_sha256": checkpoint.sha256,
-                                          "generator": str(Path(generator_path).resolve()), "time": time.time()})
+            record = {"code": str(code_path.resolve()), "reconstruction": str(rec_path.resolve()),
+                      "aligned": metrics["aligned"], "meta": str(Path(item.meta).resolve()) if item.meta else None,
+                      "psnr": metrics["psnr"]}
+            atomic.write_json(info_path, {"record": record, "metrics": metrics, "fingerprint": crop_print,
+                                          "generator_sha256": checkpoint.sha256, "generator": str(Path(generator_path).resolve()),
+                                          "time": time.time()})
             atomic.append_jsonl(out_dir / "metrics.jsonl", metrics)
             summary["inverted"] += 1
             emit(record)

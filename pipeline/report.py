@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import Path
 
 from common import atomic
 
 
 def _rel(path: Path, root: Path) -> str:
-    return html.escape(Path(path).resolve().relative_to(root.resolve()).as_posix())
+    """The link from OUT/index.html to `path`, wherever it lies (records hold absolute paths)."""
+    return html.escape(Path(os.path.relpath(Path(path).resolve(), root.resolve())).as_posix())
 
 
 def _edit_and_strength(photo: Path) -> tuple[str, float]:
@@ -29,7 +31,8 @@ def write_index(out: Path, title: str) -> Path:
         try:
             info = json.loads(info_path.read_text())
             record = info["record"]
-        except (OSError, json.JSONDecodeError, KeyError):
+            Path(record["aligned"]), Path(record["reconstruction"])
+        except (OSError, ValueError, KeyError, TypeError):
             continue
         name = info_path.relative_to(codes).with_suffix("").as_posix()
         aligned, reconstruction = Path(record["aligned"]), Path(record["reconstruction"])
@@ -37,7 +40,11 @@ def write_index(out: Path, title: str) -> Path:
         photos = sorted((out / "photos" / name).glob("photo_*.jpg")) if (out / "photos" / name).is_dir() else []
         source = None
         if record.get("meta") and Path(record["meta"]).is_file():
-            source = json.loads(Path(record["meta"]).read_text()).get("source")
+            try:
+                meta = json.loads(Path(record["meta"]).read_text())
+                source = meta.get("source") if isinstance(meta, dict) else None
+            except (OSError, ValueError):
+                source = None
         metrics = info.get("metrics", {})
         cells = [f'<figure><img src="{_rel(aligned, out)}" alt="aligned"><figcaption>aligned crop</figcaption></figure>',
                  f'<figure><img src="{_rel(reconstruction, out)}" alt="reconstruction"><figcaption>reconstruction, '
@@ -63,8 +70,9 @@ def write_index(out: Path, title: str) -> Path:
         for line in failures.read_text().splitlines():
             try:
                 record = json.loads(line)
-                failed.append(f"<li>{html.escape(record['source'])}: {html.escape(record['error'])}</li>")
-            except (json.JSONDecodeError, KeyError):
+                reason = record.get("reason") or record["error"]
+                failed.append(f"<li>{html.escape(str(record['source']))}: {html.escape(str(reason))}</li>")
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>

@@ -1,10 +1,12 @@
 """align -> invert -> factorize -> edit over a folder of photos, resumable, with an HTML report.
 
 Layout under OUT: `aligned/` (crops + sidecars), `codes/` (W+ codes, reconstructions, metrics),
-`directions/<generator sha256[:16]>_<layers>/` (cached: computed once per checkpoint and layers),
+`directions/<generator sha256[:16]>_<layers>/` (cached: computed once per checkpoint, layers and K),
 `edits/<face>/` (edited images, grids, sweeps), `photos/<face>/` (the original photos with the
-edited face pasted back), and `index.html`. Every stage skips what an earlier run finished, so a
-run that was interrupted picks up where it stopped.
+edited face pasted back), and `index.html`. Every option is checked before the first slow stage.
+Each stage redoes exactly the items whose fingerprint (input bytes, models, settings) changed, so a
+run that was interrupted picks up where it stopped, and a run with another generator or other
+settings into the same OUT never returns the old results. OUT is locked while a run works in it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,15 @@ from pathlib import Path
 from typing import Callable
 
 from alignment.stage import AlignOptions, run_align, summary_line
+from common.directions_file import load_directions, load_labels
 from common.errors import UserError
 from common.layer_spec import format_layer_spec, parse_layer_spec
-from editing.stage import EditOptions, run_edit
-from factorization.stage import DIRECTIONS_NAME, run_factorize
+from common.output_folder import check_output_path, claimed_output_folder
+from common.photo_io import DEFAULT_MAX_PIXELS
+from editing.edit_spec import parse_strengths
+from editing.paste_back import MASK_KINDS
+from editing.stage import ANIMATIONS, EditOptions, run_edit
+from factorization.stage import DIRECTIONS_NAME, run_factorize, store_labels
 from generators.checkpoint import load_checkpoint
 from inversion.optimize import InversionSettings
 from inversion.perceptual import find_vgg_weights
@@ -43,11 +50,49 @@ class RunOptions:
     lambda_encoder: float = 2.0
     perceptual: str = "auto"  # lpips when VGG16 weights are found, else none
     vgg: Path | None = None
-    batch_size: int = 4
+    batch_size: int | None = None  # None: chosen for the device
     largest: bool = False
     mask: str = "face"
     animate: str | None = None
     seed: int = 0
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def inversion_settings(self) -> InversionSettings:
+        return InversionSettings(steps=self.steps, lr=self.lr, lambda_perceptual=self.lambda_perceptual,
+                                 lambda_encoder=self.lambda_encoder, seed=self.seed)
+
+    def align_options(self) -> AlignOptions:
+        return AlignOptions(size=self.size, largest=self.largest, max_pixels=self.max_pixels)
+
+
+def validate_run_options(options: RunOptions, latent_dim: int) -> None:
+    """Every option of `run`, checked before the first slow stage: a typo must not cost an alignment
+    and an inversion before it is found."""
+    options.align_options().validate()
+    options.inversion_settings().validate()
+    if options.perceptual not in ("auto", "lpips", "none"):
+        raise UserError(f"--perceptual {options.perceptual!r}: expected auto, lpips or none")
+    if options.mask not in MASK_KINDS:
+        raise UserError(f"--mask {options.mask!r}: expected one of {', '.join(MASK_KINDS)}")
+    if options.animate not in (None, *ANIMATIONS):
+        raise UserError(f"--animate {options.animate!r}: expected gif or mp4")
+    if not 1 <= options.num_directions <= latent_dim:
+        raise UserError(f"-K {options.num_directions}: must be between 1 and the latent size {latent_dim}")
+    if options.batch_size is not None and options.batch_size < 1:
+        raise UserError(f"--batch-size {options.batch_size}: must be 1 or more, or auto")
+    labels = load_labels(options.labels, options.num_directions) if options.labels is not None else {}
+    for text in options.edits:
+        if "=" not in text:
+            raise UserError(f"--edit {text!r}: expected DIRECTION=STRENGTHS, e.g. 0=-3:3:7 or age=+2")
+        name, strengths = (part.strip() for part in text.split("=", 1))
+        parse_strengths(strengths, text)
+        if name.isdigit():
+            if int(name) >= options.num_directions:
+                raise UserError(f"--edit {text!r}: direction {int(name)} does not exist (-K {options.num_directions} "
+                                f"keeps directions 0..{options.num_directions - 1})")
+        elif name not in labels:
+            known = ", ".join(sorted(labels)) or "none: pass --labels FILE to name directions, e.g. {\"age\": {\"index\": 3}}"
+            raise UserError(f"--edit {text!r}: no direction labelled {name!r} (labels: {known})")
 
 
 def run_pipeline(
@@ -60,9 +105,13 @@ def run_pipeline(
     say: Callable[[str], None] = lambda message: None,
     shared_dir: Path | None = None,
 ) -> dict:
+    check_output_path(out)
+    if photos != "-" and not Path(photos).exists():
+        raise UserError(f"{photos}: no such file or folder; pass a photo, a folder of photos, or - for stdin")
     checkpoint = load_checkpoint(generator)
     if checkpoint.stylegan2_config is None:
         raise UserError(f"{generator}: `run` needs a StyleGAN2 generator to render edits")
+    validate_run_options(options, checkpoint.latent_dim)
     factorize_layers = format_layer_spec(parse_layer_spec(options.factorize_layers, checkpoint.num_latent_layers))
     perceptual = options.perceptual
     if perceptual == "auto":
@@ -73,43 +122,65 @@ def run_pipeline(
             perceptual = "none"
             say("no VGG16 weights for LPIPS: inverting with pixel loss and the domain regulariser only "
                 "(`sefa-edit models fetch vgg16` once to add LPIPS)")
+    elif perceptual == "lpips":
+        find_vgg_weights(options.vgg, shared_dir)
+    with claimed_output_folder(out):
+        return _run_stages(photos, out, generator, checkpoint.sha256, encoder, options, factorize_layers, perceptual, device,
+                           say, shared_dir)
+
+
+def _run_stages(photos, out, generator, generator_sha256, encoder, options, factorize_layers, perceptual, device, say,
+                shared_dir) -> dict:
     times: dict[str, float] = {}
 
     start = time.perf_counter()
-    align_summary = run_align(photos, out / "aligned", AlignOptions(size=options.size, largest=options.largest),
-                              emit=lambda record: None, say=say)
+    align_summary = run_align(photos, out / "aligned", options.align_options(), emit=lambda record: None, say=say, exclude=out)
     times["align"] = time.perf_counter() - start
     say(summary_line(align_summary, out / "aligned"))
+    invert_summary = {"inverted": 0, "skipped": 0, "failed": 0, "unreadable": 0}
+    edit_summary = {"edited": 0, "skipped": 0, "failed": 0}
     if align_summary.crops == 0:
-        raise UserError(f"{photos}: no face was aligned, nothing to edit (see {out / 'aligned' / 'failures.jsonl'})")
+        say(f"{photos}: no face was aligned, nothing to edit (see {out / 'aligned' / 'failures.jsonl'})")
+    else:
+        start = time.perf_counter()
+        invert_summary = run_invert(str(out / "aligned"), out / "codes", generator, encoder, options.inversion_settings(), perceptual,
+                                    options.vgg, options.batch_size, device, say=say, shared_dir=shared_dir)
+        times["invert"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    settings = InversionSettings(steps=options.steps, lr=options.lr, lambda_perceptual=options.lambda_perceptual,
-                                 lambda_encoder=options.lambda_encoder, seed=options.seed)
-    invert_summary = run_invert(str(out / "aligned"), out / "codes", generator, encoder, settings, perceptual, options.vgg,
-                                options.batch_size, device, say=say, shared_dir=shared_dir)
-    times["invert"] = time.perf_counter() - start
+        start = time.perf_counter()
+        directions_dir = out / "directions" / f"{generator_sha256[:16]}_{factorize_layers.replace(',', '+')}"
+        directions_file = directions_dir / DIRECTIONS_NAME
+        cached = directions_file.is_file() and _count(directions_file) == options.num_directions
+        if not cached:
+            run_factorize(generator, directions_dir, factorize_layers, options.num_directions, options.labels, None, device)
+        elif options.labels is not None:
+            store_labels(options.labels, directions_dir)
+        times["factorize"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    directions_dir = out / "directions" / f"{checkpoint.sha256[:16]}_{factorize_layers.replace(',', '+')}"
-    if not (directions_dir / DIRECTIONS_NAME).is_file():
-        run_factorize(generator, directions_dir, factorize_layers, options.num_directions, options.labels, None, device)
-    times["factorize"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    edit_options = EditOptions(paste_back=True, mask=options.mask, animate=options.animate, photos_dir=out / "photos")
-    edit_summary = run_edit(str(out / "codes"), out / "edits", generator, directions_dir / DIRECTIONS_NAME, list(options.edits),
-                            edit_options, device, say=say)
-    times["edit"] = time.perf_counter() - start
+        start = time.perf_counter()
+        edit_options = EditOptions(paste_back=True, mask=options.mask, animate=options.animate, photos_dir=out / "photos",
+                                   max_pixels=options.max_pixels)
+        edit_summary = run_edit(str(out / "codes"), out / "edits", generator, directions_file, list(options.edits),
+                                edit_options, device, say=say)
+        times["edit"] = time.perf_counter() - start
 
     start = time.perf_counter()
     index = write_index(out, title=f"sefa-edit run of {photos}")
     times["report"] = time.perf_counter() - start
     return {
-        "index": str(index),
+        "index": str(index.resolve()),
         "faces": align_summary.crops,
         "photos": align_summary.photos,
         "inverted": invert_summary["inverted"] + invert_summary["skipped"],
         "edited": edit_summary["edited"] + edit_summary["skipped"],
+        "failed": align_summary.unreadable + invert_summary["failed"] + invert_summary["unreadable"] + edit_summary["failed"],
         "seconds": {k: round(v, 2) for k, v in times.items()},
     }
+
+
+def _count(directions_file: Path) -> int:
+    """How many directions a cached file holds (a cache made with another -K is recomputed)."""
+    try:
+        return len(load_directions(directions_file).directions)
+    except UserError:
+        return -1

@@ -198,7 +198,7 @@ def test_unusable_paths_fail_before_any_work(tmp_path):
     assert missing.returncode == 2 and "nope: no such file or folder" in missing.stderr
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(UserError, match="cannot write the output folder"):
+    with pytest.raises(UserError, match="is a file, so OUT cannot be created there"):
         align(PORTRAITS / "obama.jpg", blocker / "out")
 
 

@@ -64,9 +64,9 @@ def test_edit_writes_images_grid_and_sweep_with_zero_as_reconstruction(setup, tm
     records = []
     summary = run_edit(str(codes), tmp_path, checkpoint, root / "dirs" / "directions.npz", ["0=-2:2:3", "age=+1.5"],
                        EditOptions(animate="gif"), "cpu", emit=records.append)
-    assert summary == {"edited": 2, "skipped": 0, "failed": 0}
+    assert summary == {"edited": 2, "skipped": 0, "failed": 0, "redone": 0}
     folder = tmp_path / "face_0"
-    assert sorted(p.name for p in folder.iterdir()) == sorted([
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == sorted([
         "dir00_-2p00.png", "dir00_+0p00.png", "dir00_+2p00.png", "age_+1p50.png", "grid.png", "dir00.gif", "age.gif"])
     code = torch.from_numpy(np.load(codes / "face_0.npy"))[None]
     with torch.no_grad():

@@ -1,0 +1,36 @@
+"""Shared pieces of the hardening tests: the CLI as a subprocess, the bundled model, crafted files."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+GENERATOR = REPO / "assets" / "example-stylegan2-64.pt"
+ENCODER = REPO / "assets" / "example-encoder.pt"
+
+
+def cli(*args: str, stdin: str | None = None, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "cli.py"), *map(str, args)], input=stdin, capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height and whose pixel data is a few bytes: what a
+    decompression bomb looks like before anything is decoded."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def npy_header(shape: tuple[int, ...], dtype: str = "<f4") -> bytes:
+    """A .npy header (version 1.0) declaring `shape`, without the data it promises."""
+    header = f"{{'descr': '{dtype}', 'fortran_order': False, 'shape': {shape!r}, }}".encode("latin1")
+    pad = 64 - (10 + len(header) + 1) % 64
+    header = header + b" " * pad + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header
