@@ -31,6 +31,7 @@ MARKER_VERSION = 2
 SIZES = (256, 512, 1024)
 DETECTORS = ("hog", "cnn")
 LANDMARK_MODELS = ("68", "5")
+NO_FACE = "no face found (try --detector cnn for small or turned faces)"
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,9 @@ def _align_all(items: list[InputItem], input_spec: str, out_dir: Path, options: 
         if not options.overwrite and previous is not None and previous.get("fingerprint") == photo_print \
                 and _all_present(previous.get("crops", [])):
             summary.skipped_photos += 1
+            if not previous["crops"]:  # still listed: failures.jsonl describes the latest run in full
+                summary.no_face += 1
+                failures.add(item.path, "no_face", NO_FACE, counts_as_failure=False)
             for record in previous["crops"]:
                 summary.crops += 1
                 summary.records.append(record)
@@ -149,8 +153,7 @@ def _align_all(items: list[InputItem], input_spec: str, out_dir: Path, options: 
             faces = faces[:1]
         if not faces:
             summary.no_face += 1
-            failures.add(item.path, "no_face", "no face found (try --detector cnn for small or turned faces)",
-                         counts_as_failure=False)
+            failures.add(item.path, "no_face", NO_FACE, counts_as_failure=False)
         crops = []
         for index, face in enumerate(faces):
             quad = ffhq_quad(face.landmarks)

@@ -28,6 +28,7 @@ class FailureLog:
         """Report one skipped item. `counts_as_failure=False` is for outcomes such as a photo without a
         face: listed for the user, but not a broken input."""
         self.say(f"{item}: {reason}; skipped")
-        atomic.append_jsonl(self.path, {self.key: str(item), "error": error, "reason": reason, "time": time.time()})
+        absolute = str(Path(item).resolve())  # the log means the same from any working directory
+        atomic.append_jsonl(self.path, {self.key: absolute, "error": error, "reason": reason, "time": time.time()})
         if counts_as_failure:
             self.count += 1

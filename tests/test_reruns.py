@@ -71,6 +71,13 @@ def test_a_rerun_with_other_settings_redoes_the_photo_and_drops_stale_crops(tmp_
     assert summary.redone_photos == 1
 
 
+def test_a_photo_without_a_face_stays_listed_on_reruns(tmp_path):
+    for _ in range(2):
+        _, messages, summary = align(SHARED / "photos" / "dlib-faces" / "dogs.jpg", tmp_path)
+        assert summary.no_face == 1 and any("no face found" in m for m in messages)
+        assert [json.loads(line)["error"] for line in (tmp_path / "failures.jsonl").read_text().splitlines()] == ["no_face"]
+
+
 def test_a_replaced_photo_is_aligned_again(tmp_path):
     photo = tmp_path / "in" / "me.jpg"
     photo.parent.mkdir()
