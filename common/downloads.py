@@ -14,6 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import atomic
 from common.errors import UserError
 
 
@@ -94,7 +95,7 @@ def fetch(name: str, timeout: float = 30.0) -> Path:
             raise UserError(f"{item.url}: downloaded file has sha256 {digest[:16]}..., expected {expected}...; try again")
         os.replace(tmp, target)
         if item.sha256_prefix is None:
-            recorded.write_text(digest + "\n")
+            atomic.write_text(recorded, digest + "\n")
     except (urllib.error.URLError, OSError) as exc:
         raise UserError(
             f"{item.url}: download failed ({getattr(exc, 'reason', exc)}); without internet, copy {item.filename} "
