@@ -50,7 +50,7 @@ class LoadedCheckpoint:
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     discriminator_state: dict[str, torch.Tensor] | None = None  # NVIDIA names; NVIDIA pickles and our own files
-    discriminator_kwargs: dict[str, Any] = field(default_factory=dict)
+    discriminator_kwargs: dict[str, Any] = field(default_factory=dict)  # conv_clamp, mbstd_group_size, ... as built
 
     @cached_property
     def sha256(self) -> str:
@@ -75,10 +75,10 @@ class LoadedCheckpoint:
             return None
         from generators.stylegan2_discriminator import discriminator_from_state
 
-        conv_clamp = dict(self.discriminator_kwargs.get("block_kwargs") or {}).get("conv_clamp",
-                                                                                 self.discriminator_kwargs.get("conv_clamp"))
+        settings = self.discriminator_kwargs
         try:
-            return discriminator_from_state(self.discriminator_state, conv_clamp).to(device)
+            return discriminator_from_state(self.discriminator_state, settings.get("conv_clamp"),
+                                            mbstd_group_size=settings.get("mbstd_group_size", 4)).to(device)
         except (ValueError, RuntimeError) as exc:
             raise UserError(f"{self.path}: the discriminator in this checkpoint cannot be used ({exc})") from exc
 
@@ -104,6 +104,8 @@ class LoadedCheckpoint:
                 c_dim=config.c_dim,
                 mapping_layers=config.mapping_layers,
                 synthesis_architecture=config.architecture,
+                conv_clamp=config.conv_clamp,
+                num_fp16_res=config.num_fp16_res,
                 channels={str(k): v for k, v in sorted(config.channels.items())},
             )
         info.update(self.extra)
@@ -175,13 +177,14 @@ def _first_line(exc: BaseException) -> str:
 
 def _from_nvidia_pickle(path: Path) -> LoadedCheckpoint:
     try:
-        state, init_kwargs, network_key, d_state, d_kwargs = nvidia_pkl.read_networks(path)
+        networks = nvidia_pkl.read_networks(path)
     except nvidia_pkl.NotANetworkPickle as exc:
         raise UserError(f"{path}: not an NVIDIA network pickle: {exc}") from exc
-    if any(key.startswith("synthesis.input.") for key in state):
+    if any(key.startswith("synthesis.input.") for key in networks.g_state):
         raise UserError(f"{path}: a StyleGAN3 (alias-free) generator; only StyleGAN2-architecture pickles are supported")
-    loaded = _stylegan2(path, "nvidia-pkl", state, init_kwargs, notes=[f"weights taken from '{network_key}'"])
-    loaded.discriminator_state, loaded.discriminator_kwargs = d_state, dict(d_kwargs)
+    loaded = _stylegan2(path, "nvidia-pkl", networks.g_state, networks.g_init_kwargs,
+                        notes=[f"weights taken from '{networks.network_key}'", f"network source: {networks.source_file}"])
+    loaded.discriminator_state, loaded.discriminator_kwargs = networks.d_state, dict(networks.d_settings)
     return loaded
 
 

@@ -29,10 +29,14 @@ import torch
 
 @dataclass
 class PickledModule:
-    """A persistence-wrapped `torch.nn.Module` as stored: class name, attributes, and submodules."""
+    """A persistence-wrapped `torch.nn.Module` as stored: class name, attributes, and submodules.
+
+    `source_file` names the NVIDIA file the class came from, recognised from the embedded source as
+    text (never run): the two repositories give the same class names different defaults."""
 
     class_name: str
     state: dict[str, Any]
+    source_file: str = "unknown"
 
     @property
     def init_kwargs(self) -> dict[str, Any]:
@@ -98,12 +102,29 @@ class EasyDict(dict):
             raise AttributeError(name) from exc
 
 
+# Text that identifies NVIDIA's network files in the source embedded in their pickles.
+SOURCE_MARKERS = (
+    ("stylegan3/networks_stylegan3.py", "class SynthesisInput"),
+    ("stylegan3/networks_stylegan2.py", "training/networks_stylegan2.py"),  # its docstring cites this path
+    ("stylegan2-ada/networks.py", "class SynthesisNetwork"),
+)
+
+
+def source_file_of(module_src: Any) -> str:
+    """Which NVIDIA network file a persistent class was saved from, by searching its source text."""
+    if not isinstance(module_src, str):
+        return "unknown"
+    return next((name for name, marker in SOURCE_MARKERS if marker in module_src), "unknown")
+
+
 def _reconstruct_persistent_obj(meta: dict[str, Any]) -> Any:
-    """Replacement for `torch_utils.persistence._reconstruct_persistent_obj`: keeps `state`, drops `module_src`."""
+    """Replacement for `torch_utils.persistence._reconstruct_persistent_obj`: keeps `state`, and of
+    `module_src` only which file it is."""
     if not isinstance(meta, dict) or meta.get("type") != "class":
         return OpaqueObject("torch_utils.persistence._reconstruct_persistent_obj", (meta,))
     state = meta.get("state")
-    return PickledModule(str(meta.get("class_name")), state if isinstance(state, dict) else {})
+    return PickledModule(str(meta.get("class_name")), state if isinstance(state, dict) else {},
+                         source_file_of(meta.get("module_src")))
 
 
 def _load_storage_from_bytes(data: bytes) -> Any:

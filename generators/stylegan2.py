@@ -41,6 +41,7 @@ class StyleGAN2Config:
     architecture: str = "skip"
     conv_clamp: float | None = None
     resample_taps: tuple[int, ...] = field(default=(1, 3, 3, 1))
+    num_fp16_res: int = 0  # NVIDIA ran the N highest resolutions in fp16 (we compute in fp32; kept for reference)
 
     def __post_init__(self) -> None:
         log2 = math.log2(self.img_resolution)

@@ -72,10 +72,16 @@ class DiscriminatorBlock(nn.Module):
         return y + x
 
 
-def minibatch_stddev(x: torch.Tensor, group_size: int = 4, num_channels: int = 1) -> torch.Tensor:
-    """Append the per-group standard deviation of features as extra channels (a diversity cue)."""
+def minibatch_stddev(x: torch.Tensor, group_size: int | None = 4, num_channels: int = 1) -> torch.Tensor:
+    """Append the per-group standard deviation of features as extra channels (a diversity cue).
+
+    As NVIDIA's MinibatchStdLayer: groups of min(group_size, N) samples (the whole batch for None), and
+    a batch that does not divide into such groups is an error, never a silent change of statistics."""
     n, c, h, w = x.shape
-    g = min(group_size, n) if n % min(group_size, n) == 0 else 1
+    g = n if group_size is None else min(group_size, n)
+    if n % g:
+        raise ValueError(f"a batch of {n} does not divide into minibatch-stddev groups of {g}; "
+                         f"use a batch size that is a multiple of {g}")
     y = x.reshape(g, -1, num_channels, c // num_channels, h, w)
     y = (y - y.mean(dim=0)).square().mean(dim=0)
     y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4]).reshape(-1, num_channels, 1, 1)
@@ -83,28 +89,34 @@ def minibatch_stddev(x: torch.Tensor, group_size: int = 4, num_channels: int = 1
 
 
 class DiscriminatorEpilogue(nn.Module):
-    def __init__(self, in_channels: int, conv_clamp: float | None) -> None:
+    def __init__(self, in_channels: int, conv_clamp: float | None, mbstd_group_size: int | None = 4,
+                 mbstd_num_channels: int = 1) -> None:
         super().__init__()
-        self.conv = Conv2dLayer(in_channels + 1, in_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
+        self.mbstd_group_size, self.mbstd_num_channels = mbstd_group_size, mbstd_num_channels
+        self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
         self.fc = FullyConnectedLayer(in_channels * 4 * 4, in_channels, activation="lrelu")
         self.out = FullyConnectedLayer(in_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(minibatch_stddev(x))
+        if self.mbstd_num_channels > 0:
+            x = minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_channels)
+        x = self.conv(x)
         return self.out(self.fc(x.flatten(1)))
 
 
 class Discriminator(nn.Module):
     """Image [N, C, R, R] in [-1, 1] -> realness logit [N, 1]."""
 
-    def __init__(self, img_resolution: int, channels: dict[int, int], img_channels: int = 3, conv_clamp: float | None = None) -> None:
+    def __init__(self, img_resolution: int, channels: dict[int, int], img_channels: int = 3, conv_clamp: float | None = None,
+                 mbstd_group_size: int | None = 4, mbstd_num_channels: int = 1) -> None:
         super().__init__()
         self.img_resolution = img_resolution
+        self.mbstd_group_size = mbstd_group_size
         self.block_resolutions = [2**i for i in range(int(math.log2(img_resolution)), 2, -1)]
         for res in self.block_resolutions:
             in_channels = channels[res] if res < img_resolution else 0
             setattr(self, f"b{res}", DiscriminatorBlock(in_channels, channels[res], channels[res // 2], img_channels, conv_clamp))
-        self.b4 = DiscriminatorEpilogue(channels[4], conv_clamp)
+        self.b4 = DiscriminatorEpilogue(channels[4], conv_clamp, mbstd_group_size, mbstd_num_channels)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         x = None
@@ -113,8 +125,10 @@ class Discriminator(nn.Module):
         return self.b4(x)
 
 
-def discriminator_from_state(state: Mapping[str, torch.Tensor], conv_clamp: float | None = None) -> Discriminator:
-    """Rebuild from an NVIDIA-named state dict (channels and resolution read off the shapes)."""
+def discriminator_from_state(state: Mapping[str, torch.Tensor], conv_clamp: float | None = None,
+                             mbstd_group_size: int | None = 4) -> Discriminator:
+    """Rebuild from an NVIDIA-named state dict (channels, resolution and the number of minibatch-stddev
+    channels read off the shapes; the group size is not in the weights and comes from the pickle)."""
     if any(key.startswith("mapping.") for key in state):
         raise ValueError("conditional discriminators are not supported")
     convs = {int(m.group(1)): t for k, t in state.items() if (m := re.fullmatch(r"b(\d+)\.conv0\.weight", k))}
@@ -124,7 +138,8 @@ def discriminator_from_state(state: Mapping[str, torch.Tensor], conv_clamp: floa
     channels = {res: int(t.shape[0]) for res, t in convs.items()}
     channels[4] = int(state["b4.conv.weight"].shape[0])
     img_channels = int(state[f"b{resolution}.fromrgb.weight"].shape[1])
-    discriminator = Discriminator(resolution, channels, img_channels, conv_clamp)
+    mbstd_num_channels = int(state["b4.conv.weight"].shape[1]) - channels[4]
+    discriminator = Discriminator(resolution, channels, img_channels, conv_clamp, mbstd_group_size, mbstd_num_channels)
     expected = discriminator.state_dict()
     missing = [k for k in expected if k not in state and not k.endswith("resample_filter")]
     if missing:

@@ -69,6 +69,7 @@ def infer_config(state: Mapping[str, torch.Tensor], init_kwargs: Mapping[str, An
         mapping_lr_multiplier=float(mapping_kwargs.get("lr_multiplier", 0.01)),
         architecture=architecture,
         conv_clamp=float(conv_clamp) if conv_clamp is not None else None,
+        num_fp16_res=int(synthesis_kwargs.get("num_fp16_res") or 0),
     )
 
 

@@ -109,6 +109,10 @@ def train_encoder(
             say(f"{exc}; training without the adversarial term")
     if real is not None and discriminator is None:
         say(f"{generator_path}: no discriminator in this checkpoint; training without the adversarial term")
+    group = discriminator.mbstd_group_size if discriminator is not None else None
+    if group is not None and settings.batch_size % min(group, settings.batch_size):
+        raise UserError(f"--batch-size {settings.batch_size}: the discriminator compares samples in groups of {group} "
+                        f"(minibatch stddev); use a multiple of {group}")
 
     torch.manual_seed(settings.seed)  # the initial weights, so that two runs with one seed agree
     encoder = Encoder(EncoderConfig.for_generator(generator.img_resolution, generator.num_ws, generator.w_dim),
