@@ -26,7 +26,7 @@ from alignment.ffhq import ffhq_quad, render_aligned
 from alignment.inputs import InputItem, list_inputs
 from alignment.landmarks import FaceFinder
 
-SIDECAR_VERSION = 1
+SIDECAR_VERSION = 2  # 2: "quad" is the crop's true source quad (shrink offset included)
 MARKER_VERSION = 2
 SIZES = (256, 512, 1024)
 DETECTORS = ("hog", "cnn")
@@ -159,7 +159,8 @@ def _align_all(items: list[InputItem], input_spec: str, out_dir: Path, options: 
             quad = ffhq_quad(face.landmarks)
             crop_path = out_dir / f"{stem}_{index}.png"
             meta_path = crop_path.with_suffix(".json")
-            images.save_rgb(crop_path, render_aligned(photo.rgb, quad, options.size))
+            aligned = render_aligned(photo.rgb, quad, options.size)
+            images.save_rgb(crop_path, aligned.pixels)
             atomic.write_json(meta_path, {
                 "version": SIDECAR_VERSION,
                 "source": str(item.path.resolve()),
@@ -171,7 +172,8 @@ def _align_all(items: list[InputItem], input_spec: str, out_dir: Path, options: 
                 "detector_score": round(face.score, 4),
                 "landmarks_model": options.landmarks,
                 "landmarks": face.landmarks.round(2).tolist(),
-                "quad": quad.tolist(),
+                "quad": aligned.source_quad.tolist(),  # where the crop's pixels come from: paste-back uses this
+                "ffhq_quad": quad.tolist(),  # the tool's quad from the landmarks (differs after a shrink)
                 "output_size": options.size,
                 "crop": crop_path.name,
             })
