@@ -131,8 +131,8 @@ def _sample_truncated(img: np.ndarray, quad: np.ndarray, size: int) -> np.ndarra
     scaled = img.astype(np.uint16) << 8
     samples = cv2.warpAffine(scaled, crop_to_source_matrix(quad, size), (size, size),
                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-    return np.ascontiguousarray(samples.view(np.uint8)[..., 1::2]) if samples.dtype.byteorder in ("=", "<") and \
-        np.little_endian else (samples >> 8).astype(np.uint8)
+    high_byte = 1 if np.little_endian else 0  # OpenCV returns native-order uint16
+    return np.ascontiguousarray(samples.view(np.uint8)[..., high_byte::2])
 
 
 def render_aligned(image: np.ndarray, quad: np.ndarray, output_size: int, enable_padding: bool = True) -> AlignedCrop:
