@@ -70,7 +70,7 @@ def crop_side_by_side(shared: Path) -> None:
     if not (reference / "faces.json").is_file():
         print(f"(no reference crops at {reference}; crop comparison skipped)")
         return
-    print(f"\nFFHQ crop alone, from the reference landmarks (best of 3 runs each)")
+    print("\nFFHQ crop alone, from the reference landmarks (best of 3 runs each)")
     print(f"{'crop':32s} {'ours ms':>8s} {'PIL ms':>8s} {'speed-up':>9s} {'ours dB':>8s} {'PIL dB':>7s}")
     totals = [0.0, 0.0]
     for face in json.loads((reference / "faces.json").read_text())["faces"]:

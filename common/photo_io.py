@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from common.output_folder import is_inside
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 # Our own limit (`max_pixels`, checked from the header) comes first; Pillow's is only a backstop.
@@ -26,17 +28,12 @@ def find_images(root: Path, exclude: Path | None = None) -> list[Path]:
     (our own `.done` markers and temporary files) are left out, and so is `exclude` (an OUT folder that
     lies inside the input folder: its own outputs must never become inputs)."""
     root = Path(root)
-    excluded = Path(exclude).resolve() if exclude is not None else None
-    found = []
-    for path in root.rglob("*"):
-        if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
-            continue
-        if excluded is not None and (excluded == path.resolve() or excluded in path.resolve().parents):
-            continue
-        found.append(path)
-    return sorted(found)
+    return sorted(
+        path for path in root.rglob("*")
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
+        and not (exclude is not None and is_inside(path, exclude))
+    )
 
 
 class UnreadableImage(ValueError):

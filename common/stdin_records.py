@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from common.errors import UserError
+from common.naming import unique_stems
+
+T = TypeVar("T")
 
 
 def stdin_records(keys: tuple[str, ...], stdin: Iterable[str] | None = None) -> Iterator[tuple[Path, dict]]:
@@ -28,3 +31,15 @@ def stdin_records(keys: tuple[str, ...], stdin: Iterable[str] | None = None) -> 
         if path is None:
             raise UserError(f"stdin: JSON line without any of {', '.join(repr(k) for k in keys)}: {line[:80]}")
         yield Path(path), record
+
+
+def distinct_stdin_inputs(keys: tuple[str, ...], extra: Callable[[Path, dict], T],
+                          stdin: Iterable[str] | None = None) -> list[tuple[Path, str, T]]:
+    """(resolved path, output name, extra(path, record)) per distinct file named on stdin: the same file
+    twice is one input, and files that share a name (two `face.png` from different folders) get
+    different output names."""
+    found: dict[Path, T] = {}
+    for path, record in stdin_records(keys, stdin):
+        found.setdefault(path.resolve(), extra(path, record))
+    names = unique_stems([path.name for path in found])
+    return [(path, name, value) for (path, value), name in zip(found.items(), names)]

@@ -33,7 +33,7 @@ from common.output_folder import check_output_path, claimed_output_folder, is_in
 from common.photo_io import DEFAULT_MAX_PIXELS, UnreadableImage, read_photo
 from common.progress import track
 from common.safe_arrays import BadArray, load_npy
-from common.stdin_records import stdin_records
+from common.stdin_records import distinct_stdin_inputs
 from editing.edit_spec import EditSpec, parse_edit, strength_text
 from editing.paste_back import MASK_KINDS, paste_back
 from editing.sidecar import BadSidecar, Sidecar, read_sidecar
@@ -77,11 +77,9 @@ def list_codes(input_spec: str, stdin: Iterator[str] | None = None, exclude: Pat
     """A folder of codes from `invert` (recursive; `exclude`, the OUT folder, left out), one .npy, or `-`
     (invert's JSON lines). Every code gets its own output name, however the stems clash."""
     if input_spec == "-":
-        found: dict[Path, Path | None] = {}
-        for path, record in stdin_records(("code",), stdin):
-            found.setdefault(path.resolve(), Path(record["meta"]) if record.get("meta") else _meta_of(path))
-        names = unique_stems([path.name for path in found])
-        return [CodeItem(path, name, meta) for (path, meta), name in zip(found.items(), names)]
+        inputs = distinct_stdin_inputs(("code",), lambda path, record: Path(record["meta"]) if record.get("meta")
+                                       else _meta_of(path), stdin)
+        return [CodeItem(path, name, meta) for path, name, meta in inputs]
     root = Path(input_spec)
     if root.is_file():
         return [CodeItem(root, root.stem, _meta_of(root))]

@@ -28,7 +28,7 @@ from common.naming import unique_stems
 from common.output_folder import check_output_path, claimed_output_folder
 from common.photo_io import find_images
 from common.progress import track
-from common.stdin_records import stdin_records
+from common.stdin_records import distinct_stdin_inputs
 from generators.checkpoint import load_checkpoint
 from inversion.encoder import load_encoder
 from inversion.optimize import InversionSettings, invert, psnr_from_mse
@@ -48,12 +48,9 @@ def list_crops(input_spec: str, stdin: Iterator[str] | None = None, exclude: Pat
     """A folder of aligned crops (recursive; `exclude`, the OUT folder, left out), one crop, or `-`
     (align's JSON lines, or paths). Every crop gets its own output name, however the stems clash."""
     if input_spec == "-":
-        found: dict[Path, Path | None] = {}
-        for path, record in stdin_records(("aligned",), stdin):
-            meta = record.get("meta")
-            found.setdefault(path.resolve(), Path(meta) if meta else _sidecar(path))
-        names = unique_stems([path.name for path in found])
-        return [CropItem(path, Path(name), meta) for (path, meta), name in zip(found.items(), names)]
+        inputs = distinct_stdin_inputs(("aligned",), lambda path, record: Path(record["meta"]) if record.get("meta")
+                                       else _sidecar(path), stdin)
+        return [CropItem(path, Path(name), meta) for path, name, meta in inputs]
     root = Path(input_spec)
     if root.is_file():
         return [CropItem(root, Path(root.stem), _sidecar(root))]

@@ -8,8 +8,6 @@ directions. Tolerances are the ones the fixtures' README gives.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
