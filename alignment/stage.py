@@ -129,7 +129,7 @@ def _align_all(items: list[InputItem], input_spec: str, out_dir: Path, options: 
             summary.skipped_photos += 1
             if not previous["crops"]:  # still listed: failures.jsonl describes the latest run in full
                 summary.no_face += 1
-                failures.add(item.path, "no_face", NO_FACE, counts_as_failure=False)
+                failures.add(item.path, "no_face", NO_FACE)
             for record in previous["crops"]:
                 summary.crops += 1
                 summary.records.append(record)
@@ -153,7 +153,7 @@ def _align_all(items: list[InputItem], input_spec: str, out_dir: Path, options: 
             faces = faces[:1]
         if not faces:
             summary.no_face += 1
-            failures.add(item.path, "no_face", NO_FACE, counts_as_failure=False)
+            failures.add(item.path, "no_face", NO_FACE)
         crops = []
         for index, face in enumerate(faces):
             quad = ffhq_quad(face.landmarks)

@@ -2,7 +2,8 @@
 
 Each run of a stage starts the file anew, so it lists what failed in the latest run (a file that was
 fixed and then succeeded is no longer listed). Every stage uses this one writer, so the file has the
-same fields everywhere: `input`, `error` (a short kind), `reason` (plain words), `time`.
+same fields everywhere: the item's absolute path (under the stage's key: `source`, `aligned` or
+`code`), `error` (a short kind), `reason` (plain words) and `time`.
 """
 
 from __future__ import annotations
@@ -21,14 +22,10 @@ class FailureLog:
         self.path = Path(out_dir) / FAILURES_NAME
         self.say = say
         self.key = key
-        self.count = 0
         self.path.unlink(missing_ok=True)
 
-    def add(self, item: Path | str, error: str, reason: str, counts_as_failure: bool = True) -> None:
-        """Report one skipped item. `counts_as_failure=False` is for outcomes such as a photo without a
-        face: listed for the user, but not a broken input."""
+    def add(self, item: Path | str, error: str, reason: str) -> None:
+        """Report one skipped item (stages count their own failures by kind in their summaries)."""
         self.say(f"{item}: {reason}; skipped")
         absolute = str(Path(item).resolve())  # the log means the same from any working directory
         atomic.append_jsonl(self.path, {self.key: absolute, "error": error, "reason": reason, "time": time.time()})
-        if counts_as_failure:
-            self.count += 1

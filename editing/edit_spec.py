@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.directions_file import DirectionsFile
+from common.directions_file import DirectionLabel, DirectionsFile
 from common.errors import UserError
 
 
@@ -63,18 +63,27 @@ def strength_text(value: float) -> str:
     return text.replace(".", "p")
 
 
-def parse_edit(text: str, directions: DirectionsFile, no_labels_hint: str = "add a labels.json beside the directions") -> EditSpec:
+def parse_edit(text: str, directions: DirectionsFile) -> EditSpec:
+    """An `--edit` against a directions file (its count and its labels)."""
+    return parse_edit_for(text, len(directions.directions), directions.labels)
+
+
+def parse_edit_for(text: str, num_directions: int, labels: dict[str, DirectionLabel],
+                   no_labels_hint: str = "add a labels.json beside the directions") -> EditSpec:
+    """An `--edit` against what the directions will be: `run` checks its edits with this before the
+    directions exist, `edit` through `parse_edit` once they do."""
     if "=" not in text:
         raise UserError(f"--edit {text!r}: expected DIRECTION=STRENGTHS, e.g. 0=-3:3:7 or age=+2")
     name, strengths_text = (part.strip() for part in text.split("=", 1))
     strengths = parse_strengths(strengths_text, text)
     if name.isdigit():
         index = int(name)
-        if index >= len(directions.directions):
-            raise UserError(f"--edit {text!r}: direction {index} does not exist (the file has {len(directions.directions)})")
+        if index >= num_directions:
+            raise UserError(f"--edit {text!r}: direction {index} does not exist (there are {num_directions}: "
+                            f"0..{num_directions - 1})")
         return EditSpec(name, index, 1, strengths, None)
-    label = directions.labels.get(name)
+    label = labels.get(name)
     if label is None:
-        known = ", ".join(sorted(directions.labels)) or f"none: {no_labels_hint}"
+        known = ", ".join(sorted(labels)) or f"none: {no_labels_hint}"
         raise UserError(f"--edit {text!r}: no direction labelled {name!r} (labels: {known})")
     return EditSpec(name, label.index, label.sign, strengths, tuple(label.layers) if label.layers else None)

@@ -22,7 +22,7 @@ from common.errors import UserError
 from common.layer_spec import format_layer_spec, parse_layer_spec
 from common.output_folder import check_output_path, claimed_output_folder
 from common.photo_io import DEFAULT_MAX_PIXELS
-from editing.edit_spec import parse_strengths
+from editing.edit_spec import parse_edit_for
 from editing.paste_back import MASK_KINDS
 from editing.stage import ANIMATIONS, EditOptions, run_edit
 from factorization.stage import DIRECTIONS_NAME, run_factorize, store_labels
@@ -82,17 +82,8 @@ def validate_run_options(options: RunOptions, latent_dim: int) -> None:
         raise UserError(f"--batch-size {options.batch_size}: must be 1 or more, or auto")
     labels = load_labels(options.labels, options.num_directions) if options.labels is not None else {}
     for text in options.edits:
-        if "=" not in text:
-            raise UserError(f"--edit {text!r}: expected DIRECTION=STRENGTHS, e.g. 0=-3:3:7 or age=+2")
-        name, strengths = (part.strip() for part in text.split("=", 1))
-        parse_strengths(strengths, text)
-        if name.isdigit():
-            if int(name) >= options.num_directions:
-                raise UserError(f"--edit {text!r}: direction {int(name)} does not exist (-K {options.num_directions} "
-                                f"keeps directions 0..{options.num_directions - 1})")
-        elif name not in labels:
-            known = ", ".join(sorted(labels)) or "none: pass --labels FILE to name directions, e.g. {\"age\": {\"index\": 3}}"
-            raise UserError(f"--edit {text!r}: no direction labelled {name!r} (labels: {known})")
+        parse_edit_for(text, options.num_directions, labels,
+                       no_labels_hint="pass --labels FILE to name directions, e.g. {\"age\": {\"index\": 3}}")
 
 
 def run_pipeline(
