@@ -9,7 +9,6 @@ redoes the others, removing crops the new settings no longer produce.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -191,13 +190,9 @@ def _align_all(items: list[InputItem], input_spec: str, out_dir: Path, options: 
 
 
 def _read_marker(marker: Path) -> dict | None:
-    if not marker.is_file():
-        return None
-    try:
-        done = json.loads(marker.read_text())
-    except (OSError, ValueError):
-        return None
-    return done if isinstance(done, dict) and done.get("version") == MARKER_VERSION else {}
+    """The marker of an earlier run: None if there is none, {} if it is of an older format (redo)."""
+    done = atomic.read_json_object(marker)
+    return None if done is None else done if done.get("version") == MARKER_VERSION else {}
 
 
 def _all_present(crops: list) -> bool:

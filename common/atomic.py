@@ -97,6 +97,16 @@ def write_json(path: Path, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def read_json_object(path: Path) -> dict | None:
+    """A JSON object written by `write_json` (a marker, a record), or None when the file is missing,
+    unreadable or not an object: to a rerun, all three mean "not done"."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def save_npy(path: Path, array: np.ndarray) -> Path:
     return write_with(path, lambda handle: np.save(handle, array, allow_pickle=False))
 

@@ -185,7 +185,7 @@ def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: Direc
             failures.add(item.code, "unreadable", f"cannot read ({exc.strerror or exc})")
             continue
         planned = _planned_outputs(target, photos_target, specs, options, can_paste=sidecar is not None)
-        previous = _read_marker(target / MARKER_NAME)
+        previous = atomic.read_json_object(target / MARKER_NAME) or {}
         if not options.overwrite and previous.get("fingerprint") == item_print and all(p.is_file() for p in planned):
             summary["skipped"] += 1
             emit(_record(item, target, planned))
@@ -233,14 +233,6 @@ def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: Direc
     if summary["redone"]:
         say(f"{summary['redone']} input(s) redone: the code, generator, directions, edits or paste-back inputs changed")
     return summary
-
-
-def _read_marker(path: Path) -> dict:
-    try:
-        marker = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return marker if isinstance(marker, dict) else {}
 
 
 def _remove_stale(previous: dict, planned: list[Path]) -> None:

@@ -9,7 +9,6 @@ fingerprint is unchanged and redoes the others (another generator, encoder, crop
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -81,14 +80,6 @@ def _outputs(out_dir: Path, item: CropItem) -> tuple[Path, Path, Path]:
     return base.with_suffix(".npy"), base.parent / f"{base.name}_rec.png", base.with_suffix(".json")
 
 
-def _read_info(info_path: Path) -> dict | None:
-    try:
-        info = json.loads(info_path.read_text())
-    except (OSError, ValueError):
-        return None
-    return info if isinstance(info, dict) else None
-
-
 def auto_batch_size(device: torch.device) -> int:
     """On a CPU a batch is no faster per image than one crop, and one crop at a time means a kill loses
     at most one crop's work; a GPU is better used with several crops at once."""
@@ -154,7 +145,7 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
             summary["unreadable"] += 1
             failures.add(item.aligned, "unreadable", f"cannot read ({exc.strerror or exc})")
             continue
-        info = _read_info(info_path) if info_path.is_file() else None
+        info = atomic.read_json_object(info_path)
         if not overwrite and info is not None and info.get("fingerprint") == crop_print and code_path.is_file() \
                 and rec_path.is_file():
             summary["skipped"] += 1
