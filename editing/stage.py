@@ -263,7 +263,7 @@ def _render_edits(generator, ws, specs: list[EditSpec], directions: DirectionsFi
     stacked = torch.cat(codes)
     out = []
     for start in range(0, len(stacked), batch_size):
-        out.extend(images.tensor_to_uint8(generator.synthesis(stacked[start : start + batch_size])))
+        out.extend(images.tensor_to_uint8(generator.render(stacked[start : start + batch_size])))
     return dict(zip(keys, out))
 
 

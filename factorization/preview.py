@@ -16,7 +16,7 @@ import torch
 from common import images
 from common.progress import track
 from generators.latent_edit import move_along
-from generators.stylegan2 import Generator
+from generators.interface import LatentGenerator
 
 
 @dataclass(frozen=True)
@@ -36,18 +36,17 @@ def strengths(settings: PreviewSettings) -> np.ndarray:
 
 
 @torch.no_grad()
-def sample_codes(generator: Generator, settings: PreviewSettings, device: torch.device) -> torch.Tensor:
+def sample_codes(generator: LatentGenerator, settings: PreviewSettings, device: torch.device) -> torch.Tensor:
     rng = torch.Generator().manual_seed(settings.seed)
     z = torch.randn([settings.num_samples, generator.z_dim], generator=rng).to(device)
-    c = torch.zeros([settings.num_samples, generator.c_dim], device=device) if generator.c_dim else None
-    return generator.mapping(z, c, truncation_psi=settings.truncation_psi, truncation_cutoff=settings.truncation_cutoff)
+    return generator.sample_codes(z, truncation_psi=settings.truncation_psi, truncation_cutoff=settings.truncation_cutoff)
 
 
 @torch.no_grad()
-def render(generator: Generator, ws: torch.Tensor, batch_size: int, cell_size: int) -> list[np.ndarray]:
+def render(generator: LatentGenerator, ws: torch.Tensor, batch_size: int, cell_size: int) -> list[np.ndarray]:
     out: list[np.ndarray] = []
     for start in range(0, len(ws), batch_size):
-        for image in images.tensor_to_uint8(generator.synthesis(ws[start : start + batch_size])):
+        for image in images.tensor_to_uint8(generator.render(ws[start : start + batch_size])):
             if image.shape[0] != cell_size:
                 image = cv2.resize(image, (cell_size, cell_size), interpolation=cv2.INTER_AREA)
             out.append(image)
@@ -55,7 +54,7 @@ def render(generator: Generator, ws: torch.Tensor, batch_size: int, cell_size: i
 
 
 def write_previews(
-    generator: Generator,
+    generator: LatentGenerator,
     directions: np.ndarray,
     layers: list[int],
     out_dir: Path,

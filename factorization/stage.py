@@ -71,9 +71,9 @@ def run_factorize(
     labels = load_labels(labels_path, num_directions=num_directions) if labels_path is not None else {}
     device = resolve_device(device_name)
     checkpoint = load_checkpoint(checkpoint_path)
-    if preview is not None and checkpoint.stylegan2_config is None:
+    if preview is not None and not checkpoint.can_render:
         raise UserError(
-            f"{checkpoint_path}: --preview renders images, which needs a StyleGAN2 generator "
+            f"{checkpoint_path}: --preview renders images, which needs a StyleGAN2, StyleGAN or PGGAN generator "
             f"({checkpoint.architecture} is read for factorisation only); drop --preview"
         )
     directions, seconds = factorize_checkpoint(checkpoint, layer_spec, num_directions)

@@ -4,6 +4,7 @@ Formats (detected from the file's bytes and contents, never from its name alone)
 - `nvidia-pkl`: NVIDIA `stylegan2-ada-pytorch` / `stylegan3` pickles, via the restricted unpickler;
 - `rosinality-pt`: rosinality `stylegan2-pytorch` `.pt` (`g_ema`, `latent_avg`);
 - `genforce-pth`: genforce StyleGAN2 / StyleGAN / PGGAN `.pth` (`generator_smooth` / `generator`);
+- `idinvert-pth`: In-Domain GAN Inversion's published StyleGAN generators (a bare state dict);
 - `biggan-pytorch`: `pytorch-pretrained-biggan` state dicts;
 - `sefa-edit-pt`: this project's own StyleGAN2 files (`save_native`), e.g. the bundled example model.
 Torch files are read with `torch.load(weights_only=True)`: tensors and plain containers only.
@@ -24,8 +25,9 @@ import torch
 from common import atomic
 from common.errors import UserError
 from common.hashing import sha256_file
-from generators import stylegan2_state
-from generators.readers import biggan, genforce, nvidia_pkl, rosinality
+from generators import pggan, stylegan, stylegan2_state
+from generators.readers import biggan, genforce, idinvert, nvidia_pkl, rosinality
+from generators.state_layout import LayoutError, load_checked
 from generators.stylegan2 import Generator, StyleGAN2Config
 from generators.tensor_limits import CheckpointLimit, check_generator_shape, check_view_fits, check_zip_expansion, walk_tensors
 
@@ -39,7 +41,7 @@ class LoadedCheckpoint:
     """A generator checkpoint read into tensors with known names, plus what was learned about it."""
 
     path: Path
-    format: str  # nvidia-pkl | rosinality-pt | genforce-pth | biggan-pytorch | sefa-edit-pt
+    format: str  # nvidia-pkl | rosinality-pt | genforce-pth | idinvert-pth | biggan-pytorch | sefa-edit-pt
     architecture: str  # stylegan2 | stylegan | pggan | biggan
     state: dict[str, torch.Tensor]  # NVIDIA names for stylegan2; the source's own names otherwise
     resolution: int
@@ -47,6 +49,7 @@ class LoadedCheckpoint:
     num_latent_layers: int  # W+ entries (style-based), or latent-reading layer groups (PGGAN, BigGAN)
     latent_space: str  # "W+" or "Z"
     stylegan2_config: StyleGAN2Config | None = None
+    synthesis_config: stylegan.StyleGANConfig | pggan.PGGANConfig | None = None  # StyleGAN v1 / PGGAN
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     discriminator_state: dict[str, torch.Tensor] | None = None  # NVIDIA names; NVIDIA pickles and our own files
@@ -60,14 +63,22 @@ class LoadedCheckpoint:
     def parameter_count(self) -> int:
         return sum(t.numel() for k, t in self.state.items() if t.is_floating_point() and not _is_buffer_name(k))
 
-    def build_generator(self, device: torch.device | str = "cpu") -> Generator:
-        """The full StyleGAN2 network; other architectures are read for SeFa only."""
-        if self.stylegan2_config is None:
-            raise UserError(
-                f"{self.path}: synthesis for {self.architecture} is not implemented (only StyleGAN2 can render "
-                f"images); factorize works, use a StyleGAN2 checkpoint to render previews or edits"
-            )
-        return stylegan2_state.load_into_generator(self.stylegan2_config, self.state).to(device)
+    @property
+    def can_render(self) -> bool:
+        return self.stylegan2_config is not None or self.synthesis_config is not None
+
+    def build_generator(self, device: torch.device | str = "cpu") -> torch.nn.Module:
+        """The full network, with the interface of `generators/interface.py` (StyleGAN2, StyleGAN v1, PGGAN)."""
+        if self.stylegan2_config is not None:
+            return stylegan2_state.load_into_generator(self.stylegan2_config, self.state).to(device)
+        if isinstance(self.synthesis_config, stylegan.StyleGANConfig):
+            return load_checked(stylegan.Generator(self.synthesis_config), self.state).eval().to(device)
+        if isinstance(self.synthesis_config, pggan.PGGANConfig):
+            return load_checked(pggan.Generator(self.synthesis_config), self.state).eval().to(device)
+        raise UserError(
+            f"{self.path}: synthesis for {self.architecture} is not implemented (StyleGAN2, StyleGAN and PGGAN render "
+            f"images); factorize works, use one of those to render previews or edits"
+        )
 
     def build_discriminator(self, device: torch.device | str = "cpu"):
         """The StyleGAN2 discriminator stored with the generator, or None when the file has none we read."""
@@ -108,6 +119,15 @@ class LoadedCheckpoint:
                 num_fp16_res=config.num_fp16_res,
                 channels={str(k): v for k, v in sorted(config.channels.items())},
             )
+        if isinstance(self.synthesis_config, stylegan.StyleGANConfig):
+            config = self.synthesis_config
+            info.update(z_dim=config.z_dim, w_dim=config.w_dim, mapping_layers=config.mapping_layers,
+                        shared_w=config.repeat_w, final_tanh=config.final_tanh,
+                        fused_upsampling=list(config.fused_resolutions),
+                        channels={str(k): v for k, v in sorted(config.channels.items())})
+        elif isinstance(self.synthesis_config, pggan.PGGANConfig):
+            info.update(z_dim=self.synthesis_config.z_dim,
+                        channels={str(k): v for k, v in sorted(self.synthesis_config.channels.items())})
         info.update(self.extra)
         if self.notes:
             info["notes"] = list(self.notes)
@@ -237,6 +257,12 @@ def _from_torch_file(path: Path) -> LoadedCheckpoint:
     if "synthesis.b4.const" in data and "mapping.fc0.weight" in data:
         return _stylegan2(path, "nvidia-state-dict", dict(data), {})
 
+    if idinvert.is_generator_state(data):
+        return _from_idinvert(path, data)
+    if idinvert.is_encoder_state(data):
+        raise UserError(f"{path}: an In-Domain GAN Inversion encoder, not a generator; pass it with --encoder/-e "
+                        f"and its generator (styleganinv_*_generator.pth) with -g")
+
     keys = sorted(map(str, data))[:6]
     raise UserError(
         f"{path}: unrecognised checkpoint contents (top-level keys {keys}); expected NVIDIA, rosinality, genforce "
@@ -299,20 +325,42 @@ def _from_genforce(path: Path, state: Mapping[str, torch.Tensor]) -> LoadedCheck
         except KeyError as exc:
             raise UserError(f"{path}: genforce StyleGAN2 checkpoint not supported: {exc}") from exc
         return _stylegan2(path, "genforce-pth", converted, {})
-    if architecture == "stylegan":
-        styles = sorted(int(k.split(".")[1][len("layer") :]) for k in state if k.endswith(".style.weight"))
-        num_layers = len(styles)
-        if styles != list(range(num_layers)) or num_layers % 2:
-            raise UserError(f"{path}: genforce StyleGAN layers are not layer0..layerN in pairs (found {styles[:6]}...)")
-        w_dim = int(state["synthesis.layer0.style.weight"].shape[1])
-        return LoadedCheckpoint(
-            path, "genforce-pth", "stylegan", dict(state), 4 << (num_layers // 2 - 1), w_dim, num_layers, "W+"
-        )
-    if architecture == "pggan":
-        convs = [k for k in state if k.startswith("layer") and k.endswith(".weight")]
-        z_dim = int(state["layer0.weight"].shape[1])
-        return LoadedCheckpoint(path, "genforce-pth", "pggan", dict(state), 4 << (len(convs) // 2 - 1), z_dim, 1, "Z")
+    try:
+        if architecture == "stylegan":
+            config = genforce.stylegan_config(state)
+            return _synthesis_checkpoint(path, "genforce-pth", "stylegan", dict(state), config)
+        if architecture == "pggan":
+            config = genforce.pggan_config(state)
+            return _synthesis_checkpoint(path, "genforce-pth", "pggan", dict(state), config)
+    except (LayoutError, ValueError) as exc:
+        raise UserError(f"{path}: not a usable genforce {architecture} checkpoint: {exc}") from exc
     raise UserError(f"{path}: genforce checkpoint of an unknown generator type (no early_layer, style or layer0 weights)")
+
+
+def _from_idinvert(path: Path, state: Mapping[str, torch.Tensor]) -> LoadedCheckpoint:
+    try:
+        config, converted = idinvert.read_generator(state)
+        loaded = _synthesis_checkpoint(path, "idinvert-pth", "stylegan", converted, config)
+    except (LayoutError, ValueError) as exc:
+        raise UserError(f"{path}: not a usable In-Domain GAN Inversion generator: {exc}") from exc
+    loaded.extra["truncation"] = {"psi": idinvert.TRUNCATION_PSI, "layers": idinvert.TRUNCATION_LAYERS}
+    return loaded
+
+
+def _synthesis_checkpoint(path: Path, format_name: str, architecture: str, state: dict[str, torch.Tensor],
+                          config: stylegan.StyleGANConfig | pggan.PGGANConfig) -> LoadedCheckpoint:
+    """A StyleGAN v1 or PGGAN checkpoint, its layout checked against the network now rather than at first use."""
+    sizes = list(config.channels.values()) + [config.z_dim, getattr(config, "w_dim", config.z_dim)]
+    if max(sizes) > 4096 or config.img_resolution > 4096:
+        raise UserError(f"{path}: not a usable checkpoint: declares sizes up to {max(sizes)} at {config.img_resolution} px")
+    network = stylegan.Generator(config) if architecture == "stylegan" else pggan.Generator(config)
+    load_checked(network, state)
+    is_style = architecture == "stylegan"
+    return LoadedCheckpoint(
+        path, format_name, architecture, state, config.img_resolution,
+        config.w_dim if is_style else config.z_dim, config.num_ws if is_style else 1, "W+" if is_style else "Z",
+        synthesis_config=config,
+    )
 
 
 def _from_biggan(path: Path, state: Mapping[str, torch.Tensor]) -> LoadedCheckpoint:

@@ -299,7 +299,15 @@ class SynthesisNetwork(nn.Module):
 
 
 class Generator(nn.Module):
-    """Mapping + synthesis. `config` is kept so the network can be rebuilt and described."""
+    """Mapping + synthesis. `config` is kept so the network can be rebuilt and described.
+
+    Offers the common generator interface (`generators/interface.py`): codes are W+ [N, num_ws, w_dim].
+    """
+
+    latent_kind = "W+"
+    invertible = True
+    has_shared_w = True
+    default_truncation_cutoff = None  # NVIDIA's StyleGAN2 tools truncate every layer
 
     def __init__(self, config: StyleGAN2Config) -> None:
         super().__init__()
@@ -320,6 +328,17 @@ class Generator(nn.Module):
     ) -> torch.Tensor:
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return self.synthesis(ws, noise_mode=noise_mode)
+
+    def sample_codes(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None) -> torch.Tensor:
+        """Mapped codes; conditional generators get the zero label (no class), as NVIDIA's tools do for c_dim=0."""
+        c = torch.zeros([z.shape[0], self.c_dim], device=z.device) if self.c_dim else None
+        return self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+
+    def render(self, codes: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+        return self.synthesis(codes, noise_mode=noise_mode)
+
+    def mean_code(self) -> torch.Tensor:
+        return self.mapping.w_avg.reshape(1, -1).repeat(self.num_ws, 1)
 
     def style_affine(self, layer_index: int) -> FullyConnectedLayer:
         """The affine layer that turns W+ entry `layer_index` into that layer's style vector."""

@@ -8,6 +8,10 @@ full resolution, doubling per block up to `max_channels`.
 Following In-Domain GAN Inversion, it is trained to invert the generator (codes of generated images,
 and reconstructions of real ones); its output then both starts the optimisation and, as E(G(w)),
 regularises it so the code stays where the generator's training images map.
+
+`load_encoder` also accepts In-Domain GAN Inversion's published encoder (`styleganinv_*_encoder.pth`,
+`generators/idinvert_encoder.py`), the domain-guided encoder of the paper itself; both map images in
+[-1, 1] to W+ codes, so the optimisation uses either the same way.
 """
 
 from __future__ import annotations
@@ -97,14 +101,25 @@ def save_encoder(path: Path, encoder: Encoder, generator_sha256: str, extra: dic
     return atomic.write_with(Path(path), lambda handle: torch.save(payload, handle))
 
 
-def load_encoder_file(path: Path) -> dict[str, Any]:
+def _read_encoder_payload(path: Path) -> Any:
+    from generators.tensor_limits import CheckpointLimit, check_zip_expansion
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such encoder file; train one with `sefa-edit train-encoder` or omit --encoder")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as handle:
+            check_zip_expansion(handle, path.stat().st_size, "the file")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointLimit as exc:
+        raise UserError(f"{path}: not a usable encoder: {exc}; do not use this file") from exc
     except Exception as exc:
         raise UserError(f"{path}: not a readable encoder checkpoint ({type(exc).__name__}); retrain or re-copy it") from exc
+
+
+def load_encoder_file(path: Path) -> dict[str, Any]:
+    """One of our own encoder files (with its training state), for `train-encoder` to resume."""
+    payload = _read_encoder_payload(path)
     if not isinstance(payload, dict) or payload.get("format") != ENCODER_FORMAT:
         raise UserError(f"{path}: not a sefa-edit encoder (expected a file written by `sefa-edit train-encoder`)")
     return payload
@@ -131,8 +146,19 @@ def _config_of(path: Path, payload: dict[str, Any]) -> EncoderConfig:
     return config
 
 
-def load_encoder(path: Path, num_ws: int, w_dim: int, generator_sha256: str | None = None, force: bool = False) -> Encoder:
-    payload = load_encoder_file(path)
+def load_encoder(path: Path, num_ws: int, w_dim: int, generator_sha256: str | None = None, force: bool = False) -> nn.Module:
+    """Our encoder or IDInvert's published one, checked against the generator's code shape; in eval mode."""
+    from generators.readers import idinvert
+
+    payload = _read_encoder_payload(path)
+    if isinstance(payload, dict) and idinvert.is_encoder_state(payload):
+        return _idinvert_encoder(Path(path), payload, num_ws, w_dim)
+    if isinstance(payload, dict) and idinvert.is_generator_state(payload):
+        raise UserError(f"{path}: an In-Domain GAN Inversion generator, not an encoder; pass it with -g and its "
+                        f"styleganinv_*_encoder.pth with --encoder")
+    if not isinstance(payload, dict) or payload.get("format") != ENCODER_FORMAT:
+        raise UserError(f"{path}: not an encoder we know (expected a file written by `sefa-edit train-encoder` or an "
+                        f"In-Domain GAN Inversion styleganinv_*_encoder.pth)")
     config = _config_of(path, payload)
     if (config.num_ws, config.w_dim) != (num_ws, w_dim):
         raise UserError(
@@ -144,3 +170,22 @@ def load_encoder(path: Path, num_ws: int, w_dim: int, generator_sha256: str | No
     encoder = Encoder(config)
     encoder.load_state_dict(payload["state"])
     return encoder.eval()
+
+
+def _idinvert_encoder(path: Path, state: dict, num_ws: int, w_dim: int) -> nn.Module:
+    from generators.idinvert_encoder import encoder_from_state
+    from generators.state_layout import LayoutError
+    from generators.tensor_limits import MAX_CHANNELS, CheckpointLimit, check_view_fits, walk_tensors
+
+    try:
+        for tensor in walk_tensors(state):
+            check_view_fits(tensor, "a stored tensor")
+        encoder = encoder_from_state(state)
+    except (LayoutError, ValueError, CheckpointLimit) as exc:
+        raise UserError(f"{path}: not a usable In-Domain GAN Inversion encoder: {exc}") from exc
+    if max(encoder.config.widths()) > MAX_CHANNELS:
+        raise UserError(f"{path}: not a usable encoder: declares {max(encoder.config.widths())} channels")
+    if (encoder.num_ws, encoder.w_dim) != (num_ws, w_dim):
+        raise UserError(f"{path}: encoder outputs [{encoder.num_ws}, {encoder.w_dim}] codes but the generator takes "
+                        f"[{num_ws}, {w_dim}]; use the encoder published with this generator")
+    return encoder

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from generators.stylegan2 import Generator
-from inversion.encoder import Encoder
+from generators.interface import LatentGenerator
 from inversion.perceptual import LPIPS
 
 
@@ -70,22 +69,28 @@ def per_image_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def invert(
-    generator: Generator,
+    generator: LatentGenerator,
     targets: torch.Tensor,
-    encoder: Encoder | None = None,
+    encoder: torch.nn.Module | None = None,
     perceptual: LPIPS | None = None,
     settings: InversionSettings = InversionSettings(),
+    start: torch.Tensor | None = None,
 ) -> InversionResult:
-    """Invert a batch of targets [N, 3, R, R] in [-1, 1] (already at the generator's resolution)."""
+    """Invert a batch of targets [N, 3, R, R] in [-1, 1] (already at the generator's resolution).
+
+    `encoder` maps images to codes [N, num_ws, w_dim]: ours (`inversion/encoder.py`) or IDInvert's.
+    `start` overrides where the optimisation begins (default: the encoder's codes, else the mean code)."""
     start_time = time.perf_counter()
     torch.manual_seed(settings.seed)
     batch = targets.shape[0]
     with torch.no_grad():
-        if encoder is not None:
+        if start is not None:
+            start = start.to(targets)
+        elif encoder is not None:
             start = encoder(targets)
         else:
-            start = generator.mapping.w_avg.reshape(1, 1, -1).repeat(batch, generator.num_ws, 1)
-        start_mse = per_image_mse(generator.synthesis(start), targets)
+            start = generator.mean_code().to(targets).unsqueeze(0).repeat(batch, 1, 1)
+        start_mse = per_image_mse(generator.render(start), targets)
     if settings.space not in ("w+", "w"):
         raise ValueError(f"space must be 'w+' or 'w', got {settings.space!r}")
     # In W, one vector per image is optimised and broadcast to every layer.
@@ -101,7 +106,7 @@ def invert(
 
     for step in range(settings.steps):
         ws = codes()
-        images = generator.synthesis(ws)
+        images = generator.render(ws)
         losses = per_image_mse(images, targets)
         if perceptual is not None and settings.lambda_perceptual > 0:
             losses = losses + settings.lambda_perceptual * perceptual(images, targets)
@@ -124,7 +129,7 @@ def invert(
 
     with torch.no_grad():
         final = last_good
-        reconstructions = generator.synthesis(final)
+        reconstructions = generator.render(final)
         mse = per_image_mse(reconstructions, targets)
         distance = perceptual(reconstructions, targets) if perceptual is not None else None
     for index in range(batch):

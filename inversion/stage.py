@@ -116,9 +116,22 @@ def run_invert(
                            batch_size or auto_batch_size(device), device, overwrite, emit, say, shared_dir)
 
 
+def require_invertible(checkpoint, generator_path: Path, space: str = "w+") -> None:
+    """PGGAN has only z: no per-layer code to invert a photo into; IDInvert's generator has no shared W."""
+    if checkpoint.latent_space != "W+":
+        raise UserError(f"{generator_path}: a {checkpoint.architecture} generator has no W+ space to invert photos into "
+                        f"(its only code is z); use a StyleGAN or StyleGAN2 generator, or `sefa-edit sample` to edit "
+                        f"random samples of this one")
+    config = checkpoint.synthesis_config
+    if space == "w" and config is not None and not getattr(config, "repeat_w", True):
+        raise UserError(f"{generator_path}: --space w needs one w shared by all layers, but this generator's mapping "
+                        f"outputs every W+ entry separately (repeat_w=False); use --space w+")
+
+
 def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptual, vgg_path, batch_size, device,
                 overwrite, emit, say, shared_dir) -> dict:
     checkpoint = load_checkpoint(generator_path)
+    require_invertible(checkpoint, generator_path, settings.space)
     generator = checkpoint.build_generator(device)
     encoder = None
     if encoder_path is not None:

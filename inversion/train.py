@@ -25,7 +25,7 @@ from common.errors import UserError
 from common.photo_io import find_images
 from common.progress import track
 from generators.checkpoint import load_checkpoint
-from generators.stylegan2 import Generator
+from generators.interface import LatentGenerator
 from inversion.encoder import Encoder, EncoderConfig, load_encoder_file, save_encoder
 from inversion.perceptual import LPIPS, find_vgg_weights
 from inversion.stage import load_target
@@ -45,14 +45,14 @@ class TrainSettings:
     seed: int = 0
 
 
-def sample_codes(generator: Generator, batch: int, step: int, settings: TrainSettings, device: torch.device) -> torch.Tensor:
+def sample_codes(generator: LatentGenerator, batch: int, step: int, settings: TrainSettings, device: torch.device) -> torch.Tensor:
     rng = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
     z = torch.randn([2, batch, generator.z_dim], generator=rng).to(device)
     mix = torch.rand([batch], generator=rng) < settings.mixing_probability
     cutoff = torch.randint(1, generator.num_ws, [batch], generator=rng)
     with torch.no_grad():
-        ws = generator.mapping(z[0])
-        other = generator.mapping(z[1])
+        ws = generator.sample_codes(z[0])
+        other = generator.sample_codes(z[1])
         layer = torch.arange(generator.num_ws).reshape(1, -1)
         use_other = (mix.reshape(-1, 1) & (layer >= cutoff.reshape(-1, 1))).to(device)
         return torch.where(use_other[..., None], other, ws)
@@ -99,6 +99,9 @@ def train_encoder(
     device = resolve_device(device_name)
     checkpoint = load_checkpoint(generator_path)
     generator = checkpoint.build_generator(device)
+    if not generator.invertible:
+        raise UserError(f"{generator_path}: a {checkpoint.architecture} generator has no W+ codes for an encoder to predict; "
+                        f"use a StyleGAN or StyleGAN2 generator")
     lpips_model = LPIPS(find_vgg_weights(vgg_path, shared_dir)).to(device) if perceptual == "lpips" else None
     real = RealImages(data, generator.img_resolution, settings.seed) if data is not None else None
     discriminator = None
@@ -116,7 +119,7 @@ def train_encoder(
 
     torch.manual_seed(settings.seed)  # the initial weights, so that two runs with one seed agree
     encoder = Encoder(EncoderConfig.for_generator(generator.img_resolution, generator.num_ws, generator.w_dim),
-                      w_avg=generator.mapping.w_avg).to(device)
+                      w_avg=generator.mean_code().mean(dim=0)).to(device)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=settings.lr, betas=(0.9, 0.99))
     start_step = 0
     log_path = out_path.with_name(out_path.name + ".log.jsonl")
@@ -138,9 +141,9 @@ def train_encoder(
     for step in track(range(start_step, settings.steps), "training encoder", total=settings.steps - start_step):
         ws = sample_codes(generator, settings.batch_size, step, settings, device)
         with torch.no_grad():
-            images = generator.synthesis(ws)
+            images = generator.render(ws)
         predicted = encoder(images)
-        rendered = generator.synthesis(predicted)
+        rendered = generator.render(predicted)
         losses = {
             "latent": F.mse_loss(predicted, ws),
             "image": F.mse_loss(rendered, images),
@@ -149,7 +152,7 @@ def train_encoder(
             losses["perceptual"] = lpips_model(rendered, images).mean()
         if real is not None:
             photos = real.batch(step, settings.batch_size).to(device)
-            photos_rendered = generator.synthesis(encoder(photos))
+            photos_rendered = generator.render(encoder(photos))
             losses["real_image"] = F.mse_loss(photos_rendered, photos)
             if lpips_model is not None:
                 losses["real_perceptual"] = lpips_model(photos_rendered, photos).mean()

@@ -29,7 +29,7 @@ from factorization.stage import DIRECTIONS_NAME, run_factorize, store_labels
 from generators.checkpoint import load_checkpoint
 from inversion.optimize import InversionSettings
 from inversion.perceptual import find_vgg_weights
-from inversion.stage import run_invert
+from inversion.stage import require_invertible, run_invert
 from pipeline.report import write_index
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -100,8 +100,10 @@ def run_pipeline(
     if photos != "-" and not Path(photos).exists():
         raise UserError(f"{photos}: no such file or folder; pass a photo, a folder of photos, or - for stdin")
     checkpoint = load_checkpoint(generator)
-    if checkpoint.stylegan2_config is None:
-        raise UserError(f"{generator}: `run` needs a StyleGAN2 generator to render edits")
+    if not checkpoint.can_render:
+        raise UserError(f"{generator}: `run` needs a generator it can render with (StyleGAN2, StyleGAN or PGGAN), "
+                        f"not {checkpoint.architecture}")
+    require_invertible(checkpoint, generator)
     validate_run_options(options, checkpoint.latent_dim)
     factorize_layers = format_layer_spec(parse_layer_spec(options.factorize_layers, checkpoint.num_latent_layers))
     perceptual = options.perceptual

@@ -151,52 +151,45 @@ def write_genforce(path: Path, generator: Generator) -> Path:
     return path
 
 
-def write_genforce_stylegan1(path: Path, resolution: int = 32, w_dim: int = 16, seed: int = 0) -> Path:
-    """genforce StyleGAN (v1): `synthesis.layer{i}.style.weight` [2 * channels, w_dim] per layer."""
-    torch.manual_seed(seed)
-    channels = channels_for(resolution, 512, 32)
+def _perturbed(module: nn.Module, seed: int) -> OrderedDict[str, torch.Tensor]:
+    """A network's own state dict (its real layout) with every float tensor redrawn, so nothing is trivially 0 or 1."""
+    generator = torch.Generator().manual_seed(seed)
     state: OrderedDict[str, torch.Tensor] = OrderedDict()
-    for i in range(4):
-        state[f"mapping.dense{i}.weight"] = torch.randn(w_dim, w_dim)
-        state[f"mapping.dense{i}.bias"] = torch.zeros(w_dim)
-    state["truncation.w_avg"] = torch.randn(w_dim)
-    state["synthesis.lod"] = torch.zeros(())
-    for block, res in enumerate(channels):
-        for layer in (2 * block, 2 * block + 1):
-            c = channels[res]
-            if layer == 0:
-                state["synthesis.layer0.const"] = torch.randn(1, c, 4, 4)
-            else:
-                state[f"synthesis.layer{layer}.weight"] = torch.randn(c, channels.get(res // 2, c), 3, 3)
-            state[f"synthesis.layer{layer}.bias"] = torch.zeros(c)
-            state[f"synthesis.layer{layer}.apply_noise.weight"] = torch.zeros(c)
-            state[f"synthesis.layer{layer}.apply_noise.noise"] = torch.randn(1, 1, res, res)
-            state[f"synthesis.layer{layer}.style.weight"] = torch.randn(2 * c, w_dim)
-            state[f"synthesis.layer{layer}.style.bias"] = torch.zeros(2 * c)
-        state[f"synthesis.output{block}.weight"] = torch.randn(3, channels[res], 1, 1)
-        state[f"synthesis.output{block}.bias"] = torch.zeros(3)
+    for key, value in module.state_dict().items():
+        if key.endswith(("lod", ".kernel")) or not value.is_floating_point():
+            state[key] = value.clone()
+        else:
+            scale = 0.2 if key.endswith(("bias", "apply_noise.weight")) else 1.0
+            state[key] = value + scale * torch.randn(value.shape, generator=generator)
+    return state
+
+
+def stylegan1_config(resolution: int = 32, w_dim: int = 16, z_dim: int = 16):
+    from generators.stylegan import StyleGANConfig, default_fused_resolutions
+
+    return StyleGANConfig(resolution, channels_for(resolution, 512, 32), z_dim=z_dim, w_dim=w_dim, mapping_layers=4,
+                          mapping_hidden=w_dim, fused_resolutions=default_fused_resolutions(resolution))
+
+
+def write_genforce_stylegan1(path: Path, resolution: int = 32, w_dim: int = 16, seed: int = 0) -> Path:
+    """genforce StyleGAN (v1) as SeFa's zoo stores it: `{generator_smooth: state}` in `generators/stylegan.py` names."""
+    from generators.stylegan import Generator as StyleGAN
+
+    torch.manual_seed(seed)
+    network = StyleGAN(stylegan1_config(resolution, w_dim))
+    state = _perturbed(network, seed)
+    state["truncation.w_avg"] = 0.1 * torch.randn(w_dim)
     torch.save({"generator_smooth": state}, path)
     return path
 
 
 def write_genforce_pggan(path: Path, resolution: int = 32, z_dim: int = 16, seed: int = 0) -> Path:
     """genforce PGGAN: `layer0.weight` [channels, z_dim, 4, 4] is the dense first layer on z."""
+    from generators.pggan import Generator as PGGAN, PGGANConfig
+
     torch.manual_seed(seed)
-    channels = channels_for(resolution, 512, 32)
-    state: OrderedDict[str, torch.Tensor] = OrderedDict()
-    state["lod"] = torch.zeros(())
-    for block, res in enumerate(channels):
-        c = channels[res]
-        if block == 0:
-            state["layer0.weight"] = torch.randn(c, z_dim, 4, 4)
-        else:
-            state[f"layer{2 * block}.weight"] = torch.randn(c, channels[res // 2], 3, 3)
-        state[f"layer{2 * block}.bias"] = torch.zeros(c)
-        state[f"layer{2 * block + 1}.weight"] = torch.randn(c, c, 3, 3)
-        state[f"layer{2 * block + 1}.bias"] = torch.zeros(c)
-        state[f"output{block}.weight"] = torch.randn(3, c, 1, 1)
-        state[f"output{block}.bias"] = torch.zeros(3)
-    torch.save({"generator": state}, path)
+    network = PGGAN(PGGANConfig(resolution, channels_for(resolution, 512, 32), z_dim=z_dim))
+    torch.save({"generator": _perturbed(network, seed)}, path)
     return path
 
 

@@ -106,3 +106,15 @@ def write_genforce(path: Path, params: dict[str, torch.Tensor], network: str) ->
     key = "generator" if network == "pggan" else "generator_smooth"
     torch.save({key: strip(params, f"{network}.{key}.")}, path)
     return path
+
+
+def write_idinvert(folder: Path, params: dict[str, torch.Tensor]) -> tuple[Path, Path]:
+    """The two published files of `styleganinv_*`: bare state dicts, in the stored order, the generator
+    without `truncation.truncation` (as genforce's converter saves it), the encoder with its int64
+    `num_batches_tracked` counters (README-idinvert.md, "How to use")."""
+    generator = OrderedDict((k, v) for k, v in strip(params, "generator.").items() if k != "truncation.truncation")
+    encoder = OrderedDict(strip(params, "encoder.").items())
+    generator_path, encoder_path = folder / "styleganinv_tiny128_generator.pth", folder / "styleganinv_tiny128_encoder.pth"
+    torch.save(generator, generator_path)
+    torch.save(encoder, encoder_path)
+    return generator_path, encoder_path

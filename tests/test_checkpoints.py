@@ -111,8 +111,14 @@ def test_stylegan1_pggan_biggan_are_read_for_sefa(tmp_path):
     torch.save(factories.biggan_state(), tmp_path / "pytorch_model.bin")
     biggan = load_checkpoint(tmp_path / "pytorch_model.bin")
     assert (biggan.architecture, biggan.latent_dim, biggan.num_latent_layers, biggan.resolution) == ("biggan", 8, 5, 16)
-    with pytest.raises(UserError, match="synthesis for pggan is not implemented"):
-        pggan.build_generator()
+    with pytest.raises(UserError, match="synthesis for biggan is not implemented"):
+        biggan.build_generator()
+    for loaded, kind, num_ws in ((sg1, "W+", 8), (pggan, "Z", 1)):
+        network = loaded.build_generator()
+        assert (network.latent_kind, network.num_ws) == (kind, num_ws)
+        codes = network.sample_codes(torch.randn(2, network.z_dim))
+        image = network.render(codes)
+        assert image.shape == (2, 3, 32, 32) and torch.isfinite(image).all() and image.std() > 0.01
 
 
 def test_latent_layers_pick_the_right_weights(tmp_path, source):

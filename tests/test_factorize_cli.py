@@ -84,12 +84,20 @@ def test_bad_labels_fail_before_writing(tmp_path, checkpoint, labels_text, messa
     assert not (out / "directions.npz").exists()
 
 
-def test_factorize_other_architectures_and_refuse_their_preview(tmp_path):
+def test_factorize_previews_stylegan1_and_pggan_and_refuses_biggan_preview(tmp_path):
+    import cv2
+    import torch
+
     pggan = factories.write_genforce_pggan(tmp_path / "pggan.pth")
-    result = run_cli("factorize", str(pggan), "--out", str(tmp_path / "p"), "-K", "4")
-    assert result.returncode == 0, result.stderr
-    assert load_directions(tmp_path / "p" / "directions.npz").latent_space == "Z"
-    refused = run_cli("factorize", str(pggan), "--out", str(tmp_path / "q"), "--preview")
+    stylegan1 = factories.write_genforce_stylegan1(tmp_path / "stylegan.pth")
+    for name, checkpoint, space in (("p", pggan, "Z"), ("s", stylegan1, "W+")):
+        result = run_cli("factorize", str(checkpoint), "--out", str(tmp_path / name), "-K", "2", "--preview")
+        assert result.returncode == 0, result.stderr
+        assert load_directions(tmp_path / name / "directions.npz").latent_space == space
+        grid = cv2.imread(str(tmp_path / name / "preview" / "direction_00.png"))
+        assert grid is not None and grid.shape[0] > 5 * 100 and grid.std() > 5  # 5 sample rows, not blank
+    torch.save(factories.biggan_state(), tmp_path / "pytorch_model.bin")
+    refused = run_cli("factorize", str(tmp_path / "pytorch_model.bin"), "--out", str(tmp_path / "q"), "--preview")
     assert refused.returncode == 2 and "drop --preview" in refused.stderr
 
 

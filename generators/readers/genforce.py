@@ -5,7 +5,9 @@ The weights sit under `generator_smooth` (the averaged generator) or `generator`
 (`layer0` = 4x4 conv, odd = up-conv, even = conv), `output{b}` the to-RGB of block b, and the style
 affine `style` has its constant +1 outside the stored bias (`additional_bias`), which NVIDIA folds in.
 Its up-conv kernels are in TensorFlow orientation and are flipped spatially into NVIDIA's.
-StyleGAN (v1) and PGGAN keep their own names: they are read for SeFa, not synthesised.
+StyleGAN (v1) and PGGAN keep their own names, which `generators/stylegan.py` and `generators/pggan.py`
+use; their architecture is read off the shapes here (`stylegan_config`, `pggan_config`) and the layout
+is then checked key by key against the network built from it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ import re
 from typing import Any, Mapping
 
 import torch
+
+from generators.pggan import PGGANConfig
+from generators.state_layout import LayoutError, need
+from generators.stylegan import StyleGANConfig, default_fused_resolutions
 
 STATE_KEYS = ("generator_smooth", "generator")
 
@@ -88,3 +94,49 @@ def _convert_modulated(dst: str, field: str, tensor: torch.Tensor, is_up: bool) 
     if field == "noise_strength":
         return {f"{dst}.noise_strength": tensor.reshape([])}
     return {f"{dst}.noise_const": tensor[0, 0]}
+
+
+def _check_lod(state: Mapping[str, torch.Tensor], key: str) -> None:
+    lod = state.get(key)
+    if isinstance(lod, torch.Tensor) and lod.numel() == 1 and float(lod) != 0:
+        raise LayoutError(f"key {key} is {float(lod)}: the network stops at a lower level of detail; only lod 0 "
+                          f"(full resolution) checkpoints are supported")
+
+
+def stylegan_config(state: Mapping[str, torch.Tensor]) -> StyleGANConfig:
+    """StyleGAN v1 in genforce/SeFa layout: sizes read off the tensors; `fused_scale='auto'` and no final
+    tanh, the settings of every StyleGAN in SeFa's model zoo."""
+    if "mapping.label_weight" in state:
+        raise LayoutError("conditional genforce generators (mapping.label_weight) are not supported")
+    _check_lod(state, "synthesis.lod")
+    layers = sorted(int(m.group(1)) for key in state if (m := re.fullmatch(r"synthesis\.layer(\d+)\.style\.weight", key)))
+    if not layers or layers != list(range(len(layers))) or len(layers) % 2 or len(layers) < 4:
+        raise LayoutError(f"genforce StyleGAN layers are not layer0..layerN in pairs (found {layers[:8]})")
+    num_ws = len(layers)
+    resolution = 4 << (num_ws // 2 - 1)
+    w_dim = int(need(state, "synthesis.layer0.style.weight", 2).shape[1])
+    dense = sorted(int(m.group(1)) for key in state if (m := re.fullmatch(r"mapping\.dense(\d+)\.weight", key)))
+    if not dense or dense != list(range(len(dense))):
+        raise LayoutError(f"mapping layers should be dense0..denseN, found {dense[:8]}")
+    first = need(state, "mapping.dense0.weight", 2)
+    mapping_out = int(need(state, f"mapping.dense{dense[-1]}.weight", 2).shape[0])
+    if mapping_out != w_dim:
+        raise LayoutError(f"key mapping.dense{dense[-1]}.weight outputs {mapping_out} values, expected w_dim {w_dim} "
+                          f"(genforce StyleGAN with repeat_w=False is not supported)")
+    channels = {4 << b: int(need(state, f"synthesis.layer{2 * b}.bias", 1).shape[0]) for b in range(num_ws // 2)}
+    return StyleGANConfig(
+        img_resolution=resolution, channels=channels, z_dim=int(first.shape[1]), w_dim=w_dim, mapping_layers=len(dense),
+        mapping_hidden=int(first.shape[0]) if len(dense) > 1 else w_dim, repeat_w=True, final_tanh=False,
+        fused_resolutions=default_fused_resolutions(resolution),
+    )
+
+
+def pggan_config(state: Mapping[str, torch.Tensor]) -> PGGANConfig:
+    """PGGAN in genforce/SeFa layout (`fused_scale=False`, no tanh, as in the zoo)."""
+    _check_lod(state, "lod")
+    blocks = sorted(int(m.group(1)) for key in state if (m := re.fullmatch(r"output(\d+)\.weight", key)))
+    if not blocks or blocks != list(range(len(blocks))) or len(blocks) < 2:
+        raise LayoutError(f"PGGAN to-RGB layers should be output0..outputN, found {blocks[:8]}")
+    channels = {4 << b: int(need(state, f"layer{2 * b}.bias", 1).shape[0]) for b in blocks}
+    z_dim = int(need(state, "layer0.weight", 4).shape[1])
+    return PGGANConfig(img_resolution=4 << blocks[-1], channels=channels, z_dim=z_dim)
