@@ -22,7 +22,7 @@ from common.errors import UserError
 from common.validate import require_finite
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Edit real face photos with StyleGAN + SeFa.")
-models_app = typer.Typer(no_args_is_help=True, help="Inspect generator checkpoints.")
+models_app = typer.Typer(no_args_is_help=True, help="Published models by name, and what a checkpoint holds.")
 app.add_typer(models_app, name="models")
 
 INTERRUPTED = "interrupted; finished outputs are kept, rerun to continue"
@@ -80,10 +80,24 @@ def _say(message: str) -> None:
 
 
 def _weights(path: Path) -> Path:
-    """A published model's name (see `models fetch`) stands for its cached file; paths pass through."""
+    """A published model's name (see `models list`) stands for its cached file; paths pass through."""
     from common.downloads import PUBLISHED, resolve_weights
 
     return resolve_weights(path) if not path.exists() and str(path) in PUBLISHED else path
+
+
+def _generator_and_encoder(generator: Path | str, encoder: Path | None) -> tuple[Path, Path | None]:
+    """-g, and -e or else the encoder published with the generator (`-g idinvert-ffhq-256` loads both)."""
+    from common.downloads import companion_encoder
+
+    generator_path = _weights(Path(generator))
+    if encoder is not None:
+        return generator_path, _weights(encoder)
+    companion = companion_encoder(str(generator), generator_path)
+    if companion is None:
+        return generator_path, None
+    _say(companion[1])
+    return generator_path, companion[0]
 
 
 @models_app.command("info")
@@ -105,13 +119,36 @@ def models_info(
 
 @models_app.command("fetch")
 def models_fetch(
-    name: str = typer.Argument(..., help="What to download: vgg16 (the LPIPS backbone)."),
+    name: str = typer.Argument(..., help="A name from `models list` (e.g. idinvert-ffhq-256, stylegan-ffhq-1024, vgg16)."),
 ) -> None:
-    """Download published weights once into the cache ($SEFA_EDIT_CACHE or ~/.cache/sefa-edit), verified by checksum."""
-    from common.downloads import fetch
+    """Download published weights once into the cache ($SEFA_EDIT_CACHE or ~/.cache/sefa-edit), verified by checksum;
+    a generator published with its encoder brings the encoder too."""
+    from common.downloads import PUBLISHED, fetch
 
     path = fetch(name)
     _emit({"name": name, "path": str(path)})
+    companion = PUBLISHED[name].encoder
+    if companion is not None:
+        _emit({"name": companion, "path": str(fetch(companion))})
+
+
+@models_app.command("list")
+def models_list(
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per model instead of a table."),
+) -> None:
+    """The published models -g/-e accept by name: architecture, resolution, source, and whether it is cached."""
+    from common.downloads import PUBLISHED, cache_dir
+
+    for item in PUBLISHED.values():
+        cached = any((cache_dir() / location.filename).is_file() for location in item.locations)
+        row = {"name": item.name, "kind": item.kind, "architecture": item.architecture, "resolution": item.resolution,
+               "source": item.source, "encoder": item.encoder, "cached": cached, "description": item.description}
+        if as_json:
+            _emit(row)
+            continue
+        extra = f"  (+ encoder {item.encoder})" if item.encoder else ""
+        typer.echo(f"{item.name:<34} {item.kind:<9} {item.architecture:<16} {str(item.resolution or ''):>5}  "
+                   f"{'cached' if cached else '      '}  {item.source}{extra}")
 
 
 @app.command()
@@ -178,7 +215,7 @@ def invert(
     aligned: str = typer.Argument(..., help="Folder of aligned crops (from `align`), one crop, or - for align's JSON lines."),
     out: Path = typer.Argument(..., help="Output folder for codes (.npy), reconstructions and metrics."),
     generator: Path = typer.Option(..., "--generator", "-g", help="Generator checkpoint (StyleGAN2)."),
-    encoder: Optional[Path] = typer.Option(None, "--encoder", "-e", help="Domain-guided encoder (train-encoder); without it, start from mean W."),
+    encoder: Optional[Path] = typer.Option(None, "--encoder", "-e", help="Domain-guided encoder: from train-encoder, IDInvert's styleganinv_*_encoder.pth, or a name (default: the one published with -g; without any, start from mean W)."),
     steps: int = typer.Option(100, "--steps", help="Optimisation steps per image (0: encoder output only)."),
     lr: float = typer.Option(0.01, "--lr", help="Adam learning rate on the W+ code."),
     lambda_perceptual: float = typer.Option(1.0, "--lambda-perceptual", help="Weight of the LPIPS term."),
@@ -198,7 +235,8 @@ def invert(
     settings = InversionSettings(steps=steps, lr=lr, lambda_perceptual=lambda_perceptual, lambda_encoder=lambda_encoder, seed=seed,
                                  space=space)
     settings.validate()
-    summary = run_invert(aligned, out, _weights(generator), encoder, settings, perceptual, vgg, _batch_size(batch_size), device,
+    generator_path, encoder_path = _generator_and_encoder(generator, encoder)
+    summary = run_invert(aligned, out, generator_path, encoder_path, settings, perceptual, vgg, _batch_size(batch_size), device,
                          overwrite, emit=_emit, say=_say, shared_dir=_shared_dir())
     _say(f"inverted {summary['inverted']} crop(s), {summary['skipped']} already done, {summary['failed']} failed, "
          f"{summary['unreadable']} unreadable (metrics in {out / 'metrics.jsonl'})")
@@ -236,7 +274,7 @@ def run(
     photos: str = typer.Argument(..., help="A photo, a folder of photos, or - for a list on stdin."),
     out: Path = typer.Argument(..., help="Output folder (aligned/, codes/, directions/, edits/, photos/, index.html)."),
     generator: Optional[str] = typer.Option(None, "--generator", "-g", help="Checkpoint file or model name (default: the bundled example)."),
-    encoder: Optional[Path] = typer.Option(None, "--encoder", "-e", help="Encoder for this generator (the bundled one for the example)."),
+    encoder: Optional[Path] = typer.Option(None, "--encoder", "-e", help="Encoder for this generator (default: the one published with -g, or the bundled one for the example)."),
     edits: Optional[List[str]] = typer.Option(None, "--edit", help="DIRECTION=STRENGTHS, repeatable (default: directions 0-2 at -3..3)."),
     layers: str = typer.Option("all", "--layers", "-l", help="Layers to factorise (and to move)."),
     num_directions: int = typer.Option(5, "-K", "--num-directions"),
@@ -253,12 +291,13 @@ def run(
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """The whole job: align -> invert -> factorize (cached) -> edit, with paste-back and an HTML report."""
-    from common.downloads import resolve_weights
     from pipeline.run import DEFAULT_ENCODER, DEFAULT_GENERATOR, RunOptions, run_pipeline
 
-    generator_path = resolve_weights(generator) if generator else DEFAULT_GENERATOR
-    if encoder is None and generator is None and DEFAULT_ENCODER.is_file():
-        encoder = DEFAULT_ENCODER
+    if generator:
+        generator_path, encoder = _generator_and_encoder(generator, encoder)
+    else:
+        generator_path = DEFAULT_GENERATOR
+        encoder = _weights(encoder) if encoder is not None else DEFAULT_ENCODER if DEFAULT_ENCODER.is_file() else None
     options = RunOptions(
         edits=tuple(edits) if edits else RunOptions.edits, factorize_layers=layers, num_directions=num_directions,
         labels=labels, size=size, steps=steps, batch_size=_batch_size(batch_size), perceptual=perceptual, vgg=vgg, largest=largest,
@@ -268,6 +307,28 @@ def run(
     _emit(result)
     _say(f"done: {result['index']}")
     _finish(result["edited"])
+
+
+@app.command()
+def sample(
+    generator: Path = typer.Argument(..., help="Generator checkpoint or model name (StyleGAN2, StyleGAN, PGGAN)."),
+    out: Path = typer.Argument(..., help="Output folder: seed<N>.npy codes, seed<N>.png images, records for `edit`."),
+    count: int = typer.Option(8, "-n", "--count", help="How many samples."),
+    seed: int = typer.Option(0, "--seed", help="First seed; sample k uses seed + k."),
+    truncation: Optional[float] = typer.Option(None, "--truncation", help="Truncation psi (e.g. 0.7); default none."),
+    truncation_cutoff: Optional[int] = typer.Option(None, "--truncation-cutoff", help="Code entries truncated (default: 8 for StyleGAN, all for StyleGAN2)."),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+) -> None:
+    """Random codes and their images, which `edit` accepts: how SeFa edits samples, and the way to edit with PGGAN."""
+    from editing.sample import SampleSettings, run_sample
+
+    settings = SampleSettings(count=count, seed=seed, truncation_psi=truncation, truncation_cutoff=truncation_cutoff,
+                              batch_size=batch_size)
+    settings.validate()
+    written = run_sample(_weights(generator), out, settings, device, emit=_emit)
+    _say(f"wrote {written} sample(s) to {out}")
+    _finish(written)
 
 
 @app.command("train-encoder")

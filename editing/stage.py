@@ -1,4 +1,4 @@
-"""`sefa-edit edit`: W+ codes + directions -> edited images, a grid per input, sweeps, pasted-back photos.
+"""`sefa-edit edit`: codes (W+, or PGGAN's z from `sample`) + directions -> edited images, a grid per input, sweeps, pasted-back photos.
 
 For each code, each `--edit` and each strength: w' = w + strength * sign * n on the chosen layers,
 rendered by the generator. Per input `OUT/<name>/`: `<edit>_<strength>.png`, `grid.png` (rows = edits,
@@ -138,8 +138,9 @@ def run_edit(
             f"{directions_path}: directions were computed for another generator (sha256 {directions.checkpoint_sha256[:12]}..., "
             f"{generator_path} is {checkpoint.sha256[:12]}...); run factorize on this generator, or pass --force"
         )
-    if directions.latent_space != "W+":
-        raise UserError(f"{directions_path}: {directions.latent_space}-space directions cannot edit W+ codes")
+    if directions.latent_space != checkpoint.latent_space:
+        raise UserError(f"{directions_path}: {directions.latent_space}-space directions cannot edit the "
+                        f"{checkpoint.latent_space} codes of {generator_path}; factorize this generator")
     if directions.directions.shape[1] != checkpoint.latent_dim:
         raise UserError(f"{directions_path}: directions are {directions.directions.shape[1]}-dimensional but {generator_path} "
                         f"has {checkpoint.latent_dim}-dimensional W codes; factorize this generator")

@@ -1,4 +1,5 @@
-"""The user-facing download path: checksum verification, cache reuse, and the offline message."""
+"""The user-facing download path: checksum verification, cache reuse, mirrors, Google Drive's confirmation
+page, model names and the offline message."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def published(tmp_path, monkeypatch):
     source.write_bytes(b"pretend weights" * 100)
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     monkeypatch.setenv("SEFA_EDIT_CACHE", str(tmp_path / "cache"))
-    item = downloads.Published("toy", source.as_uri(), "weights-abc.pth", digest[:8], "test file")
+    item = downloads.Published("toy", (downloads.Location(source.as_uri(), "weights-abc.pth"),), digest[:8], "test file")
     monkeypatch.setitem(downloads.PUBLISHED, "toy", item)
     return item, source
 
@@ -33,7 +34,7 @@ def test_fetch_verifies_and_caches(published, tmp_path):
 
 def test_fetch_rejects_a_wrong_checksum(published, monkeypatch, tmp_path):
     item, _ = published
-    monkeypatch.setitem(downloads.PUBLISHED, "toy", downloads.Published("toy", item.url, item.filename, "00000000", ""))
+    monkeypatch.setitem(downloads.PUBLISHED, "toy", downloads.Published("toy", item.locations, "00000000", ""))
     with pytest.raises(UserError, match="expected 00000000"):
         downloads.fetch("toy")
     assert not (tmp_path / "cache" / "weights-abc.pth").exists()
@@ -46,3 +47,59 @@ def test_offline_gives_a_clear_error(published, monkeypatch):
     monkeypatch.setattr(downloads.urllib.request, "urlopen", offline)
     with pytest.raises(UserError, match="download failed .*copy weights-abc.pth into"):
         downloads.fetch("toy")
+
+
+def test_dead_locations_are_skipped_and_first_use_is_trusted(tmp_path, monkeypatch):
+    """A dead link and a web page instead of the file give way to the next mirror; with no published
+    checksum the first download's sha256 is recorded and later uses are checked against it."""
+    monkeypatch.setenv("SEFA_EDIT_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "page.html").write_text("<html><body>This link has expired</body></html>")
+    (tmp_path / "mirror.pth").write_bytes(b"weights from the mirror")
+    locations = (downloads.Location((tmp_path / "gone.pth").as_uri(), "model.pth"),
+                 downloads.Location((tmp_path / "page.html").as_uri(), "model.pth"),
+                 downloads.Location((tmp_path / "mirror.pth").as_uri(), "model_mirror.pth"))
+    monkeypatch.setitem(downloads.PUBLISHED, "mirrored", downloads.Published("mirrored", locations, None, ""))
+    path = downloads.fetch("mirrored")
+    assert path.name == "model_mirror.pth" and path.read_bytes() == b"weights from the mirror"
+    assert path.with_name("model_mirror.pth.sha256").read_text().strip() == hashlib.sha256(path.read_bytes()).hexdigest()
+    path.write_bytes(b"tampered")
+    with pytest.raises(UserError, match="does not match its checksum"):
+        downloads.fetch("mirrored")
+
+
+def test_google_drive_confirmation_pages_give_the_download_url():
+    form_page = (
+        '<form id="download-form" action="https://drive.usercontent.google.com/download" method="get">'
+        '<input type="hidden" name="id" value="1SjWD4slw612z2cXa3-n38JwKZXqDUerG">'
+        '<input type="hidden" name="export" value="download">'
+        '<input type="hidden" name="confirm" value="t">'
+        '<input type="hidden" name="uuid" value="0b5c-77aa"></form>'
+    )
+    url = downloads.google_drive_confirm_url("https://drive.google.com/uc?export=download&id=1SjWD4slw612z2cXa3-n38JwKZXqDUerG",
+                                             form_page)
+    assert url == ("https://drive.usercontent.google.com/download?id=1SjWD4slw612z2cXa3-n38JwKZXqDUerG&export=download"
+                   "&confirm=t&uuid=0b5c-77aa")
+    old_page = '<a id="uc-download-link" href="/uc?export=download&amp;confirm=AbC_9&amp;id=XYZ">Download anyway</a>'
+    assert downloads.google_drive_confirm_url("https://drive.google.com/uc?export=download&id=XYZ", old_page) == \
+        "https://drive.google.com/uc?export=download&confirm=AbC_9&id=XYZ"
+    assert downloads.google_drive_confirm_url("https://drive.google.com/uc?id=XYZ", "<html>quota exceeded</html>") is None
+
+
+def test_names_cover_the_seeds_zoo_and_idinvert_pairs():
+    for name in ("stylegan-ffhq-1024", "stylegan-celebahq-1024", "stylegan-animeface-512", "stylegan-car-512",
+                 "stylegan-cat-256", "pggan-celebahq-1024", "stylegan2-ffhq-1024", "idinvert-ffhq-256"):
+        assert name in downloads.PUBLISHED
+    assert len([item for item in downloads.PUBLISHED.values() if "sefa" in item.source]) == 57
+    assert downloads.PUBLISHED["idinvert-ffhq-256"].encoder == "idinvert-ffhq-256-encoder"
+    # NVIDIA's official pickle first, SeFa's genforce copy as the mirror
+    assert [loc.filename for loc in downloads.PUBLISHED["stylegan2-ffhq-1024"].locations] == \
+        ["stylegan2-ffhq-1024x1024.pkl", "stylegan2_ffhq1024.pth"]
+
+
+def test_the_encoder_beside_an_idinvert_generator_is_its_companion(tmp_path):
+    generator = tmp_path / "styleganinv_ffhq256_generator.pth"
+    generator.write_bytes(b"g")
+    assert downloads.companion_encoder(str(generator), generator) is None
+    (tmp_path / "styleganinv_ffhq256_encoder.pth").write_bytes(b"e")
+    path, message = downloads.companion_encoder(str(generator), generator)
+    assert path == tmp_path / "styleganinv_ffhq256_encoder.pth" and "beside" in message
