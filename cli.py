@@ -80,10 +80,11 @@ def _say(message: str) -> None:
 
 
 def _weights(path: Path) -> Path:
-    """A published model's name (see `models list`) stands for its cached file; paths pass through."""
-    from common.downloads import PUBLISHED, resolve_weights
+    """A published model's name (see `models list`) stands for its cached file; existing paths pass through,
+    anything else is an error saying it is neither."""
+    from common.downloads import resolve_weights
 
-    return resolve_weights(path) if not path.exists() and str(path) in PUBLISHED else path
+    return resolve_weights(path)
 
 
 def _generator_and_encoder(generator: Path | str, encoder: Path | None) -> tuple[Path, Path | None]:

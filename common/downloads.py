@@ -139,6 +139,9 @@ def resolve_weights(name_or_path: str | Path) -> Path:
         return path
     if str(name_or_path) in PUBLISHED:
         return fetch(str(name_or_path))
+    if path.suffix or os.sep in str(name_or_path):
+        raise UserError(f"{name_or_path}: no such checkpoint file; pass the path of a .pkl/.pt/.pth checkpoint, or a model "
+                        f"name (`sefa-edit models list`)")
     raise UserError(f"{name_or_path}: neither a file nor a known model name (`sefa-edit models list` shows the names)")
 
 

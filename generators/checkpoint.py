@@ -349,7 +349,9 @@ def _from_idinvert(path: Path, state: Mapping[str, torch.Tensor]) -> LoadedCheck
 
 def _synthesis_checkpoint(path: Path, format_name: str, architecture: str, state: dict[str, torch.Tensor],
                           config: stylegan.StyleGANConfig | pggan.PGGANConfig) -> LoadedCheckpoint:
-    """A StyleGAN v1 or PGGAN checkpoint, its layout checked against the network now rather than at first use."""
+    """A StyleGAN v1 or PGGAN checkpoint, its layout checked against the network now rather than at first use.
+
+    (Building it on torch's meta device would allocate nothing, but imports 2 s of torch machinery.)"""
     sizes = list(config.channels.values()) + [config.z_dim, getattr(config, "w_dim", config.z_dim)]
     if max(sizes) > 4096 or config.img_resolution > 4096:
         raise UserError(f"{path}: not a usable checkpoint: declares sizes up to {max(sizes)} at {config.img_resolution} px")

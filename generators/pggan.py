@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from generators.resolutions import block_resolutions, check_ladder
 from generators.stylegan import LRELU_SLOPE, pixel_norm
 
 
@@ -35,16 +36,11 @@ class PGGANConfig:
     img_channels: int = 3
 
     def __post_init__(self) -> None:
-        log2 = math.log2(self.img_resolution)
-        if self.img_resolution < 8 or self.img_resolution > 4096 or log2 != int(log2):
-            raise ValueError(f"resolution must be a power of two >= 8, got {self.img_resolution}")
-        missing = [r for r in self.block_resolutions if r not in self.channels]
-        if missing:
-            raise ValueError(f"no channel count for resolutions {missing}")
+        check_ladder(self.img_resolution, self.channels, minimum=8)
 
     @property
     def block_resolutions(self) -> list[int]:
-        return [2**i for i in range(2, int(math.log2(self.img_resolution)) + 1)]
+        return block_resolutions(self.img_resolution)
 
 
 class ConvLayer(nn.Module):

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from generators.resolutions import block_resolutions, check_ladder
+
 LRELU_SLOPE = 0.2
 FUSED_MIN_RESOLUTION = 128  # genforce's fused_scale='auto': transposed conv from 128 px up
 
@@ -48,16 +50,11 @@ class StyleGANConfig:
     img_channels: int = 3
 
     def __post_init__(self) -> None:
-        log2 = math.log2(self.img_resolution)
-        if self.img_resolution < 8 or self.img_resolution > 4096 or log2 != int(log2):
-            raise ValueError(f"resolution must be a power of two >= 8, got {self.img_resolution}")
-        missing = [r for r in self.block_resolutions if r not in self.channels]
-        if missing:
-            raise ValueError(f"no channel count for resolutions {missing}")
+        check_ladder(self.img_resolution, self.channels, minimum=8)
 
     @property
     def block_resolutions(self) -> list[int]:
-        return [2**i for i in range(2, int(math.log2(self.img_resolution)) + 1)]
+        return block_resolutions(self.img_resolution)
 
     @property
     def num_ws(self) -> int:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from generators import ops
+from generators.resolutions import block_resolutions, check_ladder
 
 ARCHITECTURES = ("orig", "skip", "resnet")
 
@@ -44,18 +45,13 @@ class StyleGAN2Config:
     num_fp16_res: int = 0  # NVIDIA ran the N highest resolutions in fp16 (we compute in fp32; kept for reference)
 
     def __post_init__(self) -> None:
-        log2 = math.log2(self.img_resolution)
-        if self.img_resolution < 4 or self.img_resolution > 4096 or log2 != int(log2):
-            raise ValueError(f"resolution must be a power of two >= 4, got {self.img_resolution}")
+        check_ladder(self.img_resolution, self.channels, minimum=4)
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
-        missing = [r for r in self.block_resolutions if r not in self.channels]
-        if missing:
-            raise ValueError(f"no channel count for resolutions {missing}")
 
     @property
     def block_resolutions(self) -> list[int]:
-        return [2**i for i in range(2, int(math.log2(self.img_resolution)) + 1)]
+        return block_resolutions(self.img_resolution)
 
     @property
     def num_ws(self) -> int:

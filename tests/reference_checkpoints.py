@@ -41,6 +41,11 @@ def load_case(case: str) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[
     return params, config, expected
 
 
+def close(actual: torch.Tensor, expected: np.ndarray, atol: float) -> None:
+    """Parity within an absolute tolerance (the fixtures' README gives one per quantity)."""
+    np.testing.assert_allclose(actual.detach().cpu().numpy(), expected, rtol=0, atol=atol)
+
+
 def strip(params: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
 

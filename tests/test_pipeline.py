@@ -114,4 +114,4 @@ def test_unknown_model_name_is_a_clear_error(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "cli.py"), "run", str(PORTRAITS), str(tmp_path), "-g", "stylegan9-mars"],
                             capture_output=True, text=True)
     assert result.returncode == 2
-    assert "stylegan9-mars: neither a file nor a known model name (known: stylegan2-ada-ffhq-1024" in result.stderr
+    assert "stylegan9-mars: neither a file nor a known model name (`sefa-edit models list` shows the names)" in result.stderr

@@ -16,7 +16,7 @@ from factorization.sefa import factorize
 from generators.checkpoint import load_checkpoint
 from generators.latent_layers import latent_layers
 from tests.reference_checkpoints import (
-    REFERENCE, STYLEGAN3_REPO_SOURCE, load_case, nvidia_kwargs, write_genforce, write_nvidia_snapshot, write_rosinality,
+    REFERENCE, STYLEGAN3_REPO_SOURCE, close, load_case, nvidia_kwargs, write_genforce, write_nvidia_snapshot, write_rosinality,
 )
 
 pytestmark = pytest.mark.skipif(not (REFERENCE / "README.md").is_file(),
@@ -25,10 +25,6 @@ W_ATOL = 1e-5
 IMAGE_ATOL = 1e-4
 SPECS = ("all", "0-1", "2-5", "6-")
 TRUNCATIONS = {"psi1": (1.0, None), "psi0.7": (0.7, None), "psi0.7_cutoff4": (0.7, 4)}
-
-
-def close(actual: torch.Tensor, expected: np.ndarray, atol: float) -> None:
-    np.testing.assert_allclose(actual.detach().cpu().numpy(), expected, rtol=0, atol=atol)
 
 
 @pytest.fixture(scope="module")

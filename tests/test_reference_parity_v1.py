@@ -20,14 +20,10 @@ from generators.checkpoint import load_checkpoint
 from generators.readers import idinvert
 from inversion.encoder import load_encoder
 from inversion.optimize import InversionSettings, invert, per_image_mse
-from tests.reference_checkpoints import REFERENCE, load_case, write_genforce, write_idinvert
+from tests.reference_checkpoints import REFERENCE, close, load_case, write_genforce, write_idinvert
 
 pytestmark = pytest.mark.skipif(not (REFERENCE / "README-idinvert.md").is_file(),
                                 reason=f"reference fixtures not found at {REFERENCE} (shared/ is beside the checkout in CI)")
-
-
-def close(actual: torch.Tensor, expected: np.ndarray, atol: float) -> None:
-    np.testing.assert_allclose(actual.detach().cpu().numpy(), expected, rtol=0, atol=atol)
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +220,18 @@ def test_truncation_buffer_may_be_absent_or_anything(idinvert_files, idinvert_ne
     with torch.no_grad():
         wp = generator.sample_codes(torch.from_numpy(expected["gen_z"]), 0.7, 8)
     close(wp, expected["gen_z_wp"], atol=1e-4)
+
+
+def test_legacy_torch_format_of_the_published_era_loads(idinvert_files, tmp_path):
+    """The published files were written by PyTorch 1.2, i.e. probably in the legacy (pre-zip) format."""
+    _, _, params, expected = idinvert_files
+    generator = OrderedDict((k[len("generator."):], v) for k, v in params.items()
+                            if k.startswith("generator.") and k != "generator.truncation.truncation")
+    encoder = OrderedDict((k[len("encoder."):], v) for k, v in params.items() if k.startswith("encoder."))
+    torch.save(generator, tmp_path / "g_generator.pth", _use_new_zipfile_serialization=False)
+    torch.save(encoder, tmp_path / "g_encoder.pth", _use_new_zipfile_serialization=False)
+    assert (tmp_path / "g_generator.pth").read_bytes()[:2] != b"PK"
+    network = load_checkpoint(tmp_path / "g_generator.pth").build_generator()
+    with torch.no_grad():
+        close(network.render(torch.from_numpy(expected["gen_wp_in"])), expected["gen_wp_image"], atol=5e-4)
+        close(load_encoder(tmp_path / "g_encoder.pth", 12, 24)(torch.from_numpy(expected["inv_x"])), expected["inv_init_wp"], atol=1e-4)
