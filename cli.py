@@ -88,7 +88,8 @@ def _weights(path: Path) -> Path:
 
 
 def _generator_and_encoder(generator: Path | str, encoder: Path | None) -> tuple[Path, Path | None]:
-    """-g, and -e or else the encoder published with the generator (`-g idinvert-ffhq-256` loads both)."""
+    """-g, and -e or else the encoder published with the generator (`-g idinvert-ffhq-256` loads both; a pSp/e4e
+    file holds both)."""
     from common.downloads import companion_encoder
 
     generator_path = _weights(Path(generator))
@@ -96,7 +97,12 @@ def _generator_and_encoder(generator: Path | str, encoder: Path | None) -> tuple
         return generator_path, _weights(encoder)
     companion = companion_encoder(str(generator), generator_path)
     if companion is None:
-        return generator_path, None
+        from generators.checkpoint import load_checkpoint
+
+        inside = load_checkpoint(generator_path).extra.get("encoder") if generator_path.is_file() else None
+        if inside is None:
+            return generator_path, None
+        companion = generator_path, f"using the {inside} encoder stored in {generator_path.name} with its generator"
     _say(companion[1])
     return generator_path, companion[0]
 

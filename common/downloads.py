@@ -104,6 +104,14 @@ _CURATED = [
     Published("idinvert-bedroom-256-encoder", (_drive("1ebuiaQ7xI99a6ZrHbxzGApEFCu0h0X2s", "styleganinv_bedroom256_encoder.pth"),),
               None, "In-Domain GAN Inversion's encoder for idinvert-bedroom-256", "idinvert-encoder", 256,
               "genforce/idinvert_pytorch", kind="encoder"),
+    # pSp and e4e (README tables of eladrich/pixel2style2pixel and omertov/encoder4editing): one file holds the
+    # encoder and the rosinality StyleGAN2 FFHQ-1024 generator it was trained for; `-g NAME` uses both.
+    Published("e4e-ffhq-1024", (_drive("1cUv_reLE6k3604or78EranS7XzuVMWeO", "e4e_ffhq_encode.pt"),), None,
+              "e4e encoder (Encoder4Editing, built for editability) + its StyleGAN2 FFHQ 1024x1024 generator", "stylegan2",
+              1024, "omertov/encoder4editing"),
+    Published("psp-ffhq-1024", (_drive("1bMTNWkh5LArlaWSc_wa8VKyq2V42T2z0", "psp_ffhq_encode.pt"),), None,
+              "pSp encoder (GradualStyleEncoder) + its StyleGAN2 FFHQ 1024x1024 generator", "stylegan2", 1024,
+              "eladrich/pixel2style2pixel"),
     Published("vgg16", (Location("https://download.pytorch.org/models/vgg16-397923af.pth", "vgg16-397923af.pth"),), "397923af",
               "torchvision VGG16 (ImageNet), the backbone of the LPIPS perceptual loss", "vgg16", None, "torchvision",
               kind="weights"),

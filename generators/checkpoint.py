@@ -5,6 +5,7 @@ Formats (detected from the file's bytes and contents, never from its name alone)
 - `rosinality-pt`: rosinality `stylegan2-pytorch` `.pt` (`g_ema`, `latent_avg`);
 - `genforce-pth`: genforce StyleGAN2 / StyleGAN / PGGAN `.pth` (`generator_smooth` / `generator`);
 - `idinvert-pth`: In-Domain GAN Inversion's published StyleGAN generators (a bare state dict);
+- `psp-pt`: pSp / e4e checkpoints: their rosinality StyleGAN2 `decoder` (the encoder is read by `-e`, or with `-g`);
 - `biggan-pytorch`: `pytorch-pretrained-biggan` state dicts;
 - `sefa-edit-pt`: this project's own StyleGAN2 files (`save_native`), e.g. the bundled example model.
 Torch files are read with `torch.load(weights_only=True)`: tensors and plain containers only.
@@ -26,7 +27,7 @@ from common import atomic
 from common.errors import UserError
 from common.hashing import sha256_file
 from generators import pggan, stylegan, stylegan2_state
-from generators.readers import biggan, genforce, idinvert, nvidia_pkl, rosinality
+from generators.readers import biggan, genforce, idinvert, nvidia_pkl, psp, rosinality
 from generators.state_layout import LayoutError, load_checked
 from generators.stylegan2 import Generator, StyleGAN2Config
 from generators.tensor_limits import CheckpointLimit, check_generator_shape, check_view_fits, check_zip_expansion, walk_tensors
@@ -235,6 +236,9 @@ def _from_torch_file(path: Path) -> LoadedCheckpoint:
             loaded.discriminator_state = dict(data["D"])
         return loaded
 
+    if psp.is_psp_checkpoint(data):
+        return _from_psp(path, data)
+
     if isinstance(data.get("g_ema"), Mapping) or rosinality.is_rosinality_state(data):
         state = data["g_ema"] if isinstance(data.get("g_ema"), Mapping) else data
         latent_avg = data.get("latent_avg")
@@ -335,6 +339,21 @@ def _from_genforce(path: Path, state: Mapping[str, torch.Tensor]) -> LoadedCheck
     except (LayoutError, ValueError) as exc:
         raise UserError(f"{path}: not a usable genforce {architecture} checkpoint: {exc}") from exc
     raise UserError(f"{path}: genforce checkpoint of an unknown generator type (no early_layer, style or layer0 weights)")
+
+
+def _from_psp(path: Path, data: Mapping[str, Any]) -> LoadedCheckpoint:
+    """The generator inside a pSp / e4e file; what `models info` says of its encoder comes along in `extra`."""
+    try:
+        parts = psp.split(data)
+        latent_avg = parts.latent_avg.reshape(-1, parts.latent_avg.shape[-1]).mean(dim=0) if parts.latent_avg is not None else None
+        converted = rosinality.to_nvidia_state(parts.decoder_state, latent_avg)
+    except (LayoutError, KeyError) as exc:
+        raise UserError(f"{path}: not a usable pSp/e4e checkpoint: {_first_line(exc)}") from exc
+    loaded = _stylegan2(path, "psp-pt", converted, {}, notes=[f"generator: the {parts.name} checkpoint's decoder (rosinality StyleGAN2)"])
+    num_ws = len({key.split(".")[1] for key in parts.encoder_state if key.startswith("styles.")})
+    loaded.extra.update(encoder=parts.name, encoder_type=parts.encoder_type, encoder_input=[3, 256, 256],
+                        encoder_codes=[num_ws, loaded.latent_dim])
+    return loaded
 
 
 def _from_idinvert(path: Path, state: Mapping[str, torch.Tensor]) -> LoadedCheckpoint:

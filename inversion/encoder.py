@@ -148,17 +148,19 @@ def _config_of(path: Path, payload: dict[str, Any]) -> EncoderConfig:
 
 def load_encoder(path: Path, num_ws: int, w_dim: int, generator_sha256: str | None = None, force: bool = False) -> nn.Module:
     """Our encoder or IDInvert's published one, checked against the generator's code shape; in eval mode."""
-    from generators.readers import idinvert
+    from generators.readers import idinvert, psp
 
     payload = _read_encoder_payload(path)
+    if isinstance(payload, dict) and psp.is_psp_checkpoint(payload):
+        return _psp_encoder(Path(path), payload, num_ws, w_dim)
     if isinstance(payload, dict) and idinvert.is_encoder_state(payload):
         return _idinvert_encoder(Path(path), payload, num_ws, w_dim)
     if isinstance(payload, dict) and idinvert.is_generator_state(payload):
         raise UserError(f"{path}: an In-Domain GAN Inversion generator, not an encoder; pass it with -g and its "
                         f"styleganinv_*_encoder.pth with --encoder")
     if not isinstance(payload, dict) or payload.get("format") != ENCODER_FORMAT:
-        raise UserError(f"{path}: not an encoder we know (expected a file written by `sefa-edit train-encoder` or an "
-                        f"In-Domain GAN Inversion styleganinv_*_encoder.pth)")
+        raise UserError(f"{path}: not an encoder we know (expected a file written by `sefa-edit train-encoder`, an "
+                        f"In-Domain GAN Inversion styleganinv_*_encoder.pth, or a pSp/e4e checkpoint)")
     config = _config_of(path, payload)
     if (config.num_ws, config.w_dim) != (num_ws, w_dim):
         raise UserError(
@@ -188,4 +190,25 @@ def _idinvert_encoder(path: Path, state: dict, num_ws: int, w_dim: int) -> nn.Mo
     if (encoder.num_ws, encoder.w_dim) != (num_ws, w_dim):
         raise UserError(f"{path}: encoder outputs [{encoder.num_ws}, {encoder.w_dim}] codes but the generator takes "
                         f"[{num_ws}, {w_dim}]; use the encoder published with this generator")
+    return encoder
+
+
+def _psp_encoder(path: Path, payload: dict, num_ws: int, w_dim: int) -> nn.Module:
+    from generators.psp_encoder import encoder_from_state
+    from generators.readers import psp
+    from generators.state_layout import LayoutError
+    from generators.tensor_limits import CheckpointLimit, check_view_fits, walk_tensors
+
+    try:
+        for tensor in walk_tensors(payload):
+            check_view_fits(tensor, "a stored tensor")
+        parts = psp.split(payload)
+        if parts.latent_avg is None:
+            raise LayoutError("no latent_avg: its codes are offsets from it")
+        encoder = encoder_from_state(parts.encoder_state, parts.encoder_type, parts.latent_avg)
+    except (LayoutError, ValueError, CheckpointLimit) as exc:
+        raise UserError(f"{path}: not a usable pSp/e4e encoder: {exc}") from exc
+    if (encoder.num_ws, encoder.w_dim) != (num_ws, w_dim):
+        raise UserError(f"{path}: encoder outputs [{encoder.num_ws}, {encoder.w_dim}] codes but the generator takes "
+                        f"[{num_ws}, {w_dim}]; use it with the generator it was trained for")
     return encoder

@@ -325,3 +325,30 @@ class ShellCommand:
         import os
 
         return (os.system, (self.command,))
+
+
+# --------------------------------------------------------------------------- pSp / e4e
+
+def write_psp(path: Path, encoder_type: str = "Encoder4Editing", resolution: int = 32, seed: int = 0,
+              drop: str | None = None, opts: dict | None = None) -> Path:
+    """A pSp/e4e checkpoint in the published container: `{'state_dict': {encoder.*, decoder.*}, 'latent_avg',
+    'opts'}`, the decoder a rosinality StyleGAN2 with w_dim 512 (the encoder's heads are 512 wide). At 32 px
+    the encoder has 8 style heads instead of the published 18; every key it has is named as published."""
+    from generators.psp_encoder import PSPEncoderConfig, PSPEncoderNet
+
+    generator = random_generator(small_config(resolution, z_dim=512, w_dim=512), seed=seed)
+    torch.manual_seed(seed)
+    encoder = PSPEncoderNet(PSPEncoderConfig(encoder_type, generator.num_ws))
+    with torch.no_grad():
+        for head in encoder.styles:
+            head.linear.weight.mul_(0.05)  # codes of order 1, as a trained encoder's offsets
+    state: OrderedDict[str, torch.Tensor] = OrderedDict()
+    state.update((f"encoder.{k}", v) for k, v in encoder.state_dict().items())
+    state.update((f"decoder.{k}", v) for k, v in rosinality_state(generator).items())
+    if drop is not None:
+        del state[drop]
+    settings = {"encoder_type": encoder_type, "start_from_latent_avg": True, "stylegan_size": resolution,
+                "checkpoint_path": None, "device": "cuda:0", "lpips_lambda": 0.8}
+    settings.update(opts or {})
+    torch.save({"state_dict": state, "latent_avg": generator.mapping.w_avg.clone(), "opts": settings}, path)
+    return path
