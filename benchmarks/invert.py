@@ -1,6 +1,9 @@
 """Inversion cost and quality on this machine's CPU, three ways in one run:
 encoder only (E(x), no optimisation), encoder + in-domain optimisation (W+, with the domain
-regulariser), and plain W-space projection from the mean W without an encoder (NVIDIA-projector style).
+regulariser), and plain W-space projection from the mean W without an encoder (NVIDIA-projector style);
+then the encoder start against the mean start at equal time (the mean start gets as many steps as fit in
+the encoder run's time), and the cost of the published e4e encoder (ResNet-IR-SE-50; random weights, so
+its rows measure time, not quality: its codes land far from the targets).
 
 No real generator weights are available here, so the stand-in is a StyleGAN2 at 256x256 with the
 FFHQ-256 layout of stylegan2-ada-pytorch (channel_base 16384, channel_max 512, 8 mapping layers),
@@ -8,7 +11,7 @@ random weights, and its encoder trained for --train-steps on its own samples. Ta
 the stand-in generated (known codes), so quality figures measure the optimiser, not the GAN.
 LPIPS is reported when VGG16 weights are found (see README), and used in the loss only then.
 
-    python benchmarks/invert.py [--steps 20] [--images 2] [--train-steps 30]
+    python benchmarks/invert.py [--steps 20] [--images 2] [--train-steps 30] [--no-e4e]
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--images", type=int, default=2)
     parser.add_argument("--train-steps", type=int, default=30)
+    parser.add_argument("--no-e4e", action="store_true", help="skip the e4e timing rows")
     args = parser.parse_args()
     torch.manual_seed(0)
     config = StyleGAN2Config(img_resolution=args.resolution, channels=channels_for(args.resolution, 16384, 512))
@@ -84,9 +88,31 @@ def main() -> None:
         ("W projection, no encoder", None, InversionSettings(steps=args.steps, lr=0.05, space="w", lambda_encoder=0)),
         ("W+ optimisation, no encoder", None, InversionSettings(steps=args.steps, lr=0.01, lambda_encoder=0)),
     ]
+    results = {}
     for name, enc, run_settings in runs:
         result = invert(generator, targets, enc, lpips, run_settings)
         report(name, result.seconds, args.steps, result.reconstructions)
+        results[name] = result
+
+    # Equal time: the mean start gets the steps that fit in the encoder run's time.
+    budget = results["encoder + in-domain optimisation"].seconds
+    per_step = results["W+ optimisation, no encoder"].seconds / max(args.steps, 1)
+    equal_steps = max(1, round(budget / per_step))
+    result = invert(generator, targets, None, lpips, InversionSettings(steps=equal_steps, lr=0.01, lambda_encoder=0))
+    report(f"W+ from mean, equal time ({equal_steps} steps)", result.seconds, equal_steps, result.reconstructions)
+
+    if not args.no_e4e:
+        from generators.psp_encoder import PSPEncoder, PSPEncoderConfig
+
+        e4e = PSPEncoder(PSPEncoderConfig("Encoder4Editing", config.num_ws), generator.mapping.w_avg).eval().requires_grad_(False)
+        for head in e4e.net.styles:
+            head.linear.weight.data.mul_(0.01)  # random heads, scaled so the codes stay near the mean
+        start = time.perf_counter()
+        with torch.no_grad():
+            reconstructions = generator.synthesis(e4e(targets))
+        report("e4e only (random weights: time)", time.perf_counter() - start, 0, reconstructions)
+        result = invert(generator, targets, e4e, lpips, InversionSettings(steps=args.steps, lr=0.01))
+        report("e4e + in-domain opt. (time)", result.seconds, args.steps, result.reconstructions)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,9 @@ class InversionSettings:
 class InversionResult:
     ws: torch.Tensor  # [N, num_ws, w_dim]
     reconstructions: torch.Tensor  # [N, 3, R, R] in [-1, 1]
+    start_reconstructions: torch.Tensor  # [N, 3, R, R]: G at the start code (the encoder's alone, with one)
     start_mse: torch.Tensor  # [N]
+    start_lpips: torch.Tensor | None  # [N]
     mse: torch.Tensor  # [N], images in [-1, 1]
     lpips: torch.Tensor | None  # [N]
     failure: list[str | None]  # per image: None, or why it failed
@@ -90,7 +92,9 @@ def invert(
             start = encoder(targets)
         else:
             start = generator.mean_code().to(targets).unsqueeze(0).repeat(batch, 1, 1)
-        start_mse = per_image_mse(generator.render(start), targets)
+        start_images = generator.render(start)
+        start_mse = per_image_mse(start_images, targets)
+        start_lpips = perceptual(start_images, targets) if perceptual is not None else None
     if settings.space not in ("w+", "w"):
         raise ValueError(f"space must be 'w+' or 'w', got {settings.space!r}")
     # In W, one vector per image is optimised and broadcast to every layer.
@@ -137,4 +141,5 @@ def invert(
             failure[index] = "reconstruction is not finite"
         elif failure[index] is None and mse[index] > 2 * start_mse[index] + 1e-6:
             failure[index] = f"diverged: reconstruction error {mse[index].item():.4f} vs {start_mse[index].item():.4f} at the start"
-    return InversionResult(final, reconstructions, start_mse, mse, distance, failure, time.perf_counter() - start_time)
+    return InversionResult(final, reconstructions, start_images, start_mse, start_lpips, mse, distance, failure,
+                           time.perf_counter() - start_time)

@@ -33,7 +33,7 @@ from inversion.encoder import load_encoder
 from inversion.optimize import InversionSettings, invert, psnr_from_mse
 from inversion.perceptual import LPIPS, find_vgg_weights
 
-INFO_VERSION = 2
+INFO_VERSION = 3  # 3: the encoder-only reconstruction is kept beside the optimised one
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,7 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
             continue
         result = invert(generator, torch.stack(targets).to(device), encoder, lpips_model, settings)
         reconstructions = images.tensor_to_uint8(result.reconstructions)
+        encoder_only = images.tensor_to_uint8(result.start_reconstructions) if encoder is not None else None
         for index, (item, crop_print) in enumerate(kept):
             code_path, rec_path, info_path = _outputs(out_dir, item)
             if result.failure[index] is not None:
@@ -195,6 +196,8 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
                 "mse": round(result.mse[index].item(), 6),
                 "psnr": round(psnr_from_mse(result.mse[index]).item(), 3),
                 "start_mse": round(result.start_mse[index].item(), 6),
+                "start_psnr": round(psnr_from_mse(result.start_mse[index]).item(), 3),
+                "start_lpips": round(result.start_lpips[index].item(), 5) if result.start_lpips is not None else None,
                 "lpips": round(result.lpips[index].item(), 5) if result.lpips is not None else None,
                 "seconds": round(result.seconds / len(kept), 3),
                 "steps": settings.steps,
@@ -202,7 +205,13 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
             }
             atomic.save_npy(code_path, result.ws[index].detach().cpu().numpy().astype(np.float32))
             images.save_rgb(rec_path, reconstructions[index])
+            encoder_path_png = rec_path.with_name(rec_path.name.replace("_rec.png", "_encoder.png"))
+            if encoder_only is not None:
+                images.save_rgb(encoder_path_png, encoder_only[index])
+            else:
+                encoder_path_png.unlink(missing_ok=True)
             record = {"code": str(code_path.resolve()), "reconstruction": str(rec_path.resolve()),
+                      "encoder_reconstruction": str(encoder_path_png.resolve()) if encoder_only is not None else None,
                       "aligned": metrics["aligned"], "meta": str(Path(item.meta).resolve()) if item.meta else None,
                       "psnr": metrics["psnr"]}
             atomic.write_json(info_path, {"record": record, "metrics": metrics, "fingerprint": crop_print,

@@ -24,6 +24,11 @@ def _edit_and_strength(photo: Path) -> tuple[str, float]:
         return edit, 0.0
 
 
+def _quality(psnr, lpips) -> str:
+    text = f"PSNR {psnr if psnr is not None else '?'} dB"
+    return text + (f", LPIPS {lpips}" if lpips is not None else "")
+
+
 def write_index(out: Path, title: str) -> Path:
     sections = []
     codes = out / "codes"
@@ -46,9 +51,14 @@ def write_index(out: Path, title: str) -> Path:
             except (OSError, ValueError):
                 source = None
         metrics = info.get("metrics", {})
-        cells = [f'<figure><img src="{_rel(aligned, out)}" alt="aligned"><figcaption>aligned crop</figcaption></figure>',
-                 f'<figure><img src="{_rel(reconstruction, out)}" alt="reconstruction"><figcaption>reconstruction, '
-                 f'PSNR {metrics.get("psnr", "?")} dB</figcaption></figure>']
+        cells = [f'<figure><img src="{_rel(aligned, out)}" alt="aligned"><figcaption>aligned crop</figcaption></figure>']
+        encoder_only = record.get("encoder_reconstruction")
+        if encoder_only and Path(encoder_only).is_file():
+            cells.append(f'<figure><img src="{_rel(Path(encoder_only), out)}" alt="encoder only"><figcaption>encoder only, '
+                         f'{_quality(metrics.get("start_psnr"), metrics.get("start_lpips"))}</figcaption></figure>')
+        label = f"optimised ({metrics.get('steps', '?')} steps)" if encoder_only else "reconstruction"
+        cells.append(f'<figure><img src="{_rel(reconstruction, out)}" alt="reconstruction"><figcaption>{label}, '
+                     f'{_quality(metrics.get("psnr"), metrics.get("lpips"))}</figcaption></figure>')
         if grid.is_file():
             cells.append(f'<figure class="wide"><img src="{_rel(grid, out)}" alt="edits"><figcaption>edits: rows = directions, '
                          f'columns = strengths (0 = reconstruction)</figcaption></figure>')

@@ -64,6 +64,8 @@ def test_run_writes_every_stage_and_a_report(complete_run):
     assert read_rgb(out / "photos" / "two_people_1" / "photo_dir03_+1p00.jpg").shape == original.shape
     page = (out / "index.html").read_text()
     assert "codes/two_people_1_rec.png" in page and "edits/obama_small_0/grid.png" in page and "dogs.jpg" in page
+    # the bundled encoder's own reconstruction beside the optimised one, each with its PSNR
+    assert "codes/two_people_1_encoder.png" in page and "encoder only, PSNR" in page and "optimised (15 steps), PSNR" in page
     failures = {json.loads(line)["error"] for line in (out / "aligned" / "failures.jsonl").read_text().splitlines()}
     assert failures == {"no_face", "unreadable"}
 

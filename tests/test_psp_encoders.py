@@ -109,3 +109,5 @@ def test_invert_with_the_file_alone_uses_its_encoder(tmp_path):
     info = json.loads((tmp_path / "codes" / "crop.json").read_text())
     assert info["metrics"]["encoder"] is True and info["metrics"]["steps"] == 0
     assert info["metrics"]["mse"] == info["metrics"]["start_mse"]  # --steps 0 is the encoder's code itself
+    assert info["record"]["encoder_reconstruction"] == str((tmp_path / "codes" / "crop_encoder.png").resolve())
+    assert (tmp_path / "codes" / "crop_encoder.png").is_file()
