@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from generators.state_layout import LayoutError, check_layout, need
+from generators.state_layout import LayoutError, load_checked, need
 
 LRELU_SLOPE = 0.2
 BN_EPS = 1e-5
@@ -174,12 +174,4 @@ def encoder_config(state: Mapping[str, torch.Tensor]) -> IDInvertEncoderConfig:
 
 def encoder_from_state(state: Mapping[str, torch.Tensor]) -> IDInvertEncoder:
     """Build the encoder for a published state dict, checking every key and shape (one-line errors)."""
-    encoder = IDInvertEncoder(encoder_config(state))
-    expected = {key: tuple(value.shape) for key, value in encoder.state_dict().items()}
-    counters = [key for key in expected if key.endswith("num_batches_tracked")]
-    check_layout(state, expected, optional=counters)
-    values = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-    for key in counters:
-        values.setdefault(key, torch.zeros([], dtype=torch.long))
-    encoder.load_state_dict(values)
-    return encoder.eval()
+    return load_checked(IDInvertEncoder(encoder_config(state)), state).eval()

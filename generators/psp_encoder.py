@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from generators.state_layout import LayoutError, check_layout
+from generators.state_layout import LayoutError, load_checked
 
 ENCODER_TYPES = ("Encoder4Editing", "GradualStyleEncoder")
 INPUT_RESOLUTION = 256
@@ -196,11 +196,5 @@ def encoder_from_state(state: Mapping[str, torch.Tensor], encoder_type: str, lat
     if latent_avg.numel() not in (config.w_dim, config.w_dim * num_ws):
         raise LayoutError(f"latent_avg has shape {list(latent_avg.shape)}, expected [{config.w_dim}] or [{num_ws}, {config.w_dim}]")
     encoder = PSPEncoder(config, latent_avg)
-    expected = {key: tuple(value.shape) for key, value in encoder.net.state_dict().items()}
-    counters = [key for key in expected if key.endswith("num_batches_tracked")]
-    check_layout(state, expected, optional=counters)
-    values = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-    for key in counters:
-        values.setdefault(key, torch.zeros([], dtype=torch.long))
-    encoder.net.load_state_dict(values)
+    load_checked(encoder.net, state)
     return encoder.eval()

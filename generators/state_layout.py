@@ -58,7 +58,15 @@ def shapes_of(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
 
 
 def load_checked(module: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> torch.nn.Module:
-    """Copy `state` into `module` after checking its layout exactly (float tensors cast to float32)."""
-    check_layout(state, shapes_of(module))
-    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    """Copy `state` into `module` after checking its layout exactly (float tensors cast to float32).
+
+    BatchNorm `num_batches_tracked` counters may be absent (torch fills them for files saved without
+    metadata; they do not affect inference) and are then zero."""
+    expected = shapes_of(module)
+    counters = [key for key in expected if key.endswith("num_batches_tracked")]
+    check_layout(state, expected, optional=counters)
+    values = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    for key in counters:
+        values.setdefault(key, torch.zeros([], dtype=torch.long))
+    module.load_state_dict(values)
     return module
