@@ -2,8 +2,11 @@
 
 The crop is warped through the quad stored by `align` (the same matrices that cut it), and blended
 with a feathered mask: the face region (landmark hull raised to cover the forehead, grown by a
-margin) or the whole crop square (`crop`: for edits that move hair or the head outline). Outside the
-mask the photo's pixels are returned untouched, bit for bit.
+margin) or the whole crop square (`crop`: for edits that move hair or the head outline). Either mask
+is confined to a window inset from the crop's square and feathered to zero before its edge, so the
+square itself never shows as a straight seam across the chin or beside an ear (the face hull of a
+small or turned face often reaches past the crop). Outside the mask the photo's pixels are returned
+untouched, bit for bit.
 """
 
 from __future__ import annotations
@@ -46,6 +49,12 @@ def feather(mask: np.ndarray, amount: float = 0.05) -> np.ndarray:
     return np.clip(soft, 0, 1)
 
 
+def inside_window(size: int, margin: float = 0.08, amount: float = 0.02) -> np.ndarray:
+    """1 in the middle of the crop, 0 from `margin` - ~3.5 sigma of feathering to the border: the mask's
+    limit, so that no edited pixel reaches the crop's edge (within 3 px of it the weight is < 1e-3, cut to 0)."""
+    return feather(crop_mask(size, margin), amount)
+
+
 def paste_back(
     photo: np.ndarray, edited_crop: np.ndarray, quad: np.ndarray, landmarks: np.ndarray | None, mask_kind: str = "face"
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +68,7 @@ def paste_back(
         hard = crop_mask(size)
     erode = max(1, int(0.05 * size))
     core = cv2.erode(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode + 1, 2 * erode + 1)))
-    soft = feather(core, amount=0.025)
+    soft = feather(core, amount=0.025) * inside_window(size)
     warped, coverage = warp_crop_to_source(edited_crop, quad, photo.shape[:2])
     alpha, _ = warp_crop_to_source(soft, quad, photo.shape[:2])
     alpha = np.clip(alpha, 0, 1) * (coverage >= 0.999)
