@@ -136,10 +136,6 @@ def _with_sefa_zoo(curated: list[Published]) -> dict[str, Published]:
 PUBLISHED: dict[str, Published] = _with_sefa_zoo(_CURATED)
 
 
-def is_published_name(text: str | Path) -> bool:
-    return str(text) in PUBLISHED
-
-
 def resolve_weights(name_or_path: str | Path) -> Path:
     """A local file as is; a published model's name from the cache, downloading it the first time."""
     path = Path(name_or_path)

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from generators.batch_norm import InferenceBatchNorm
 from generators.state_layout import LayoutError, load_checked, need
 
 LRELU_SLOPE = 0.2
@@ -63,11 +64,10 @@ class BatchNorm(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.bn = nn.BatchNorm2d(channels, eps=BN_EPS, momentum=0.1)
+        self.bn = InferenceBatchNorm(channels, eps=BN_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bn = self.bn
-        return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, training=False, eps=bn.eps)
+        return self.bn(x)
 
 
 class Bias(nn.Module):

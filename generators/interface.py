@@ -37,8 +37,3 @@ class LatentGenerator(Protocol):
     def mean_code(self) -> torch.Tensor:
         """[num_ws, w_dim]: where an optimisation without an encoder starts (the mean W for style GANs)."""
         ...
-
-
-def describe_latent(generator: LatentGenerator) -> str:
-    """For messages: 'W+ [14, 512]' or 'Z [1, 512]'."""
-    return f"{generator.latent_kind} [{generator.num_ws}, {generator.w_dim}]"

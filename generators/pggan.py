@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from generators.resolutions import block_resolutions, check_ladder
-from generators.stylegan import LRELU_SLOPE, pixel_norm
+from generators import ops
+from generators.stylegan import LRELU_SLOPE
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class ConvLayer(nn.Module):
         self.padding, self.up, self.activation = padding, up, activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = pixel_norm(x)
+        x = ops.normalize_2nd_moment(x)  # pixel norm
         if self.up:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
         x = F.conv2d(x, self.weight * self.weight_gain, self.bias, padding=self.padding)
@@ -95,7 +96,7 @@ class Generator(nn.Module):
     def render(self, codes: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         if codes.ndim != 3 or codes.shape[1:] != (1, self.z_dim):
             raise ValueError(f"expected z codes of shape [N, 1, {self.z_dim}], got {list(codes.shape)}")
-        x = pixel_norm(codes[:, 0]).reshape(codes.shape[0], self.z_dim, 1, 1)
+        x = ops.normalize_2nd_moment(codes[:, 0]).reshape(codes.shape[0], self.z_dim, 1, 1)
         for i in range(2 * self.num_blocks):
             x = getattr(self, f"layer{i}")(x)
         image = getattr(self, f"output{self.num_blocks - 1}")(x)

@@ -31,7 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from generators.batch_norm import InferenceBatchNorm as BatchNorm
 from generators.state_layout import LayoutError, load_checked
+from generators.stylegan import DenseLayer
 
 ENCODER_TYPES = ("Encoder4Editing", "GradualStyleEncoder")
 INPUT_RESOLUTION = 256
@@ -50,13 +52,6 @@ class PSPEncoderConfig:
     def __post_init__(self) -> None:
         if self.encoder_type not in ENCODER_TYPES:
             raise ValueError(f"encoder type {self.encoder_type!r}: expected one of {', '.join(ENCODER_TYPES)}")
-
-
-class BatchNorm(nn.BatchNorm2d):
-    """Inference-mode BatchNorm (running statistics), whatever mode the module is in."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, training=False, eps=self.eps)
 
 
 class SqueezeExcite(nn.Module):
@@ -103,24 +98,12 @@ class StyleHead(nn.Module):
         for _ in range(int(math.log2(spatial))):
             layers += [nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.LeakyReLU(0.01)]
         self.convs = nn.Sequential(*layers)
-        self.linear = EqualLinear(channels, channels)
+        # rosinality's EqualLinear: y = x (W / sqrt(in))^T + b
+        self.linear = DenseLayer(channels, channels, gain=1.0, lr_multiplier=1.0, activation=False)
         self.channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.convs(x).reshape(-1, self.channels))
-
-
-class EqualLinear(nn.Module):
-    """rosinality's equalised linear layer: y = x (W / sqrt(in))^T + b."""
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn([out_features, in_features]))
-        self.bias = nn.Parameter(torch.zeros([out_features]))
-        self.weight_gain = 1 / math.sqrt(in_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight * self.weight_gain, self.bias)
 
 
 class PSPEncoderNet(nn.Module):

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from generators import ops
 from generators.resolutions import block_resolutions, check_ladder
 
 LRELU_SLOPE = 0.2
@@ -71,10 +72,6 @@ def default_fused_resolutions(resolution: int) -> tuple[int, ...]:
     return tuple(2**r for r in range(3, int(math.log2(resolution)) + 1) if 2**r >= FUSED_MIN_RESOLUTION)
 
 
-def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    return x / torch.sqrt(x.square().mean(dim=1, keepdim=True) + eps)
-
-
 def instance_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     x = x - x.mean(dim=[2, 3], keepdim=True)
     return x / torch.sqrt(x.square().mean(dim=[2, 3], keepdim=True) + eps)
@@ -107,7 +104,7 @@ class MappingNetwork(nn.Module):
             setattr(self, f"dense{i}", DenseLayer(widths[i], widths[i + 1], math.sqrt(2), config.mapping_lr_multiplier, True))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = pixel_norm(z)
+        x = ops.normalize_2nd_moment(z)  # pixel norm
         for i in range(self.num_layers):
             x = getattr(self, f"dense{i}")(x)
         return x
@@ -153,19 +150,6 @@ class NoiseInput(nn.Module):
         return x + noise * self.weight.reshape(1, -1, 1, 1)
 
 
-class StyleAffine(nn.Module):
-    """w_i -> (scale, shift) per channel: the only place the latent code enters a layer (what SeFa reads)."""
-
-    def __init__(self, w_dim: int, channels: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn([2 * channels, w_dim]))
-        self.bias = nn.Parameter(torch.zeros([2 * channels]))
-        self.weight_gain = 1 / math.sqrt(w_dim)
-
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
-        return F.linear(w, self.weight * self.weight_gain, self.bias)
-
-
 class BlurFilter(nn.Module):
     """Depthwise 3x3 [1, 2, 1]^T [1, 2, 1] / 16 smoothing after upsampling (stored per channel by genforce)."""
 
@@ -196,7 +180,8 @@ class StyleLayer(nn.Module):
             self.blur = BlurFilter(out_channels)
         self.apply_noise = NoiseInput(resolution, out_channels)
         self.bias = nn.Parameter(torch.zeros([out_channels]))
-        self.style = StyleAffine(w_dim, out_channels)
+        # w_i -> (scale, shift) per channel: the only place the latent code enters a layer (what SeFa reads)
+        self.style = DenseLayer(w_dim, 2 * out_channels, gain=1.0, lr_multiplier=1.0, activation=False)
 
     def forward(self, x: torch.Tensor | None, w: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         if self.kind == "const":
