@@ -102,7 +102,8 @@ def save_encoder(path: Path, encoder: Encoder, generator_sha256: str, extra: dic
 
 
 def _read_encoder_payload(path: Path) -> Any:
-    from generators.tensor_limits import CheckpointLimit, check_zip_expansion
+    """The file's contents (tensors and plain containers only), every stored tensor checked to fit its storage."""
+    from generators.tensor_limits import CheckpointLimit, check_view_fits, check_zip_expansion, walk_tensors
 
     path = Path(path)
     if not path.is_file():
@@ -110,11 +111,24 @@ def _read_encoder_payload(path: Path) -> Any:
     try:
         with open(path, "rb") as handle:
             check_zip_expansion(handle, path.stat().st_size, "the file")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except CheckpointLimit as exc:
         raise UserError(f"{path}: not a usable encoder: {exc}; do not use this file") from exc
     except Exception as exc:
         raise UserError(f"{path}: not a readable encoder checkpoint ({type(exc).__name__}); retrain or re-copy it") from exc
+    try:
+        for tensor in walk_tensors(payload):
+            check_view_fits(tensor, "a stored tensor")
+    except CheckpointLimit as exc:
+        raise UserError(f"{path}: not a usable encoder: {exc}; do not use this file") from exc
+    return payload
+
+
+def _require_codes(path: Path, produces: tuple[int, int], num_ws: int, w_dim: int, advice: str) -> None:
+    """The encoder's code shape must be the generator's."""
+    if produces != (num_ws, w_dim):
+        raise UserError(f"{path}: encoder outputs [{produces[0]}, {produces[1]}] codes but the generator takes "
+                        f"[{num_ws}, {w_dim}]; {advice}")
 
 
 def load_encoder_file(path: Path) -> dict[str, Any]:
@@ -127,7 +141,7 @@ def load_encoder_file(path: Path) -> dict[str, Any]:
 
 def _config_of(path: Path, payload: dict[str, Any]) -> EncoderConfig:
     """The encoder's declared architecture, checked before a network of that size is allocated."""
-    from generators.tensor_limits import MAX_CHANNELS, MAX_LATENT, MAX_RESOLUTION, CheckpointLimit, check_view_fits, walk_tensors
+    from generators.tensor_limits import MAX_CHANNELS, MAX_LATENT, MAX_RESOLUTION, CheckpointLimit
 
     try:
         config = EncoderConfig(**payload["config"])
@@ -137,8 +151,6 @@ def _config_of(path: Path, payload: dict[str, Any]) -> EncoderConfig:
         if config.resolution > MAX_RESOLUTION or max(config.base_channels, config.max_channels) > MAX_CHANNELS \
                 or config.w_dim > MAX_LATENT or config.num_ws > 64:
             raise CheckpointLimit(f"declares an absurd architecture {payload['config']}")
-        for tensor in walk_tensors(payload.get("state")):
-            check_view_fits(tensor, "a stored tensor")
     except (TypeError, KeyError) as exc:
         raise UserError(f"{path}: not a sefa-edit encoder (its config is unreadable: {exc}); retrain it") from exc
     except CheckpointLimit as exc:
@@ -162,11 +174,7 @@ def load_encoder(path: Path, num_ws: int, w_dim: int, generator_sha256: str | No
         raise UserError(f"{path}: not an encoder we know (expected a file written by `sefa-edit train-encoder`, an "
                         f"In-Domain GAN Inversion styleganinv_*_encoder.pth, or a pSp/e4e checkpoint)")
     config = _config_of(path, payload)
-    if (config.num_ws, config.w_dim) != (num_ws, w_dim):
-        raise UserError(
-            f"{path}: encoder outputs [{config.num_ws}, {config.w_dim}] codes but the generator takes [{num_ws}, {w_dim}]; "
-            f"train an encoder for this generator"
-        )
+    _require_codes(path, (config.num_ws, config.w_dim), num_ws, w_dim, "train an encoder for this generator")
     if generator_sha256 and payload.get("generator_sha256") not in (None, generator_sha256) and not force:
         raise UserError(f"{path}: encoder was trained for another generator checkpoint (sha256 differs); retrain it or pass --force")
     encoder = Encoder(config)
@@ -177,19 +185,15 @@ def load_encoder(path: Path, num_ws: int, w_dim: int, generator_sha256: str | No
 def _idinvert_encoder(path: Path, state: dict, num_ws: int, w_dim: int) -> nn.Module:
     from generators.idinvert_encoder import encoder_from_state
     from generators.state_layout import LayoutError
-    from generators.tensor_limits import MAX_CHANNELS, CheckpointLimit, check_view_fits, walk_tensors
+    from generators.tensor_limits import MAX_CHANNELS
 
     try:
-        for tensor in walk_tensors(state):
-            check_view_fits(tensor, "a stored tensor")
         encoder = encoder_from_state(state)
-    except (LayoutError, ValueError, CheckpointLimit) as exc:
+    except (LayoutError, ValueError) as exc:
         raise UserError(f"{path}: not a usable In-Domain GAN Inversion encoder: {exc}") from exc
     if max(encoder.config.widths()) > MAX_CHANNELS:
         raise UserError(f"{path}: not a usable encoder: declares {max(encoder.config.widths())} channels")
-    if (encoder.num_ws, encoder.w_dim) != (num_ws, w_dim):
-        raise UserError(f"{path}: encoder outputs [{encoder.num_ws}, {encoder.w_dim}] codes but the generator takes "
-                        f"[{num_ws}, {w_dim}]; use the encoder published with this generator")
+    _require_codes(path, (encoder.num_ws, encoder.w_dim), num_ws, w_dim, "use the encoder published with this generator")
     return encoder
 
 
@@ -197,18 +201,13 @@ def _psp_encoder(path: Path, payload: dict, num_ws: int, w_dim: int) -> nn.Modul
     from generators.psp_encoder import encoder_from_state
     from generators.readers import psp
     from generators.state_layout import LayoutError
-    from generators.tensor_limits import CheckpointLimit, check_view_fits, walk_tensors
 
     try:
-        for tensor in walk_tensors(payload):
-            check_view_fits(tensor, "a stored tensor")
         parts = psp.split(payload)
         if parts.latent_avg is None:
             raise LayoutError("no latent_avg: its codes are offsets from it")
         encoder = encoder_from_state(parts.encoder_state, parts.encoder_type, parts.latent_avg)
-    except (LayoutError, ValueError, CheckpointLimit) as exc:
+    except (LayoutError, ValueError) as exc:
         raise UserError(f"{path}: not a usable pSp/e4e encoder: {exc}") from exc
-    if (encoder.num_ws, encoder.w_dim) != (num_ws, w_dim):
-        raise UserError(f"{path}: encoder outputs [{encoder.num_ws}, {encoder.w_dim}] codes but the generator takes "
-                        f"[{num_ws}, {w_dim}]; use it with the generator it was trained for")
+    _require_codes(path, (encoder.num_ws, encoder.w_dim), num_ws, w_dim, "use it with the generator it was trained for")
     return encoder
