@@ -13,6 +13,7 @@ is then checked key by key against the network built from it.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
@@ -103,31 +104,60 @@ def _check_lod(state: Mapping[str, torch.Tensor], key: str) -> None:
                           f"(full resolution) checkpoints are supported")
 
 
+@dataclass(frozen=True)
+class StyleShapes:
+    """What a genforce-family StyleGAN v1 state dict says of its architecture (SeFa's and IDInvert's layouts)."""
+
+    num_ws: int
+    w_dim: int
+    z_dim: int
+    mapping_layers: int
+    mapping_hidden: int
+    mapping_out: int
+    channels: dict[int, int]
+
+    @property
+    def resolution(self) -> int:
+        return 4 << (self.num_ws // 2 - 1)
+
+
+def read_style_shapes(state: Mapping[str, torch.Tensor], style_key: str, dense_key: str, bias_key: str) -> StyleShapes:
+    """Sizes read off the tensors; the keys are templates with `{i}`, e.g. 'synthesis.layer{i}.style.weight'."""
+    def indices(template: str) -> list[int]:
+        pattern = re.compile("^" + re.escape(template).replace(r"\{i\}", r"(\d+)") + "$")
+        return sorted(int(m.group(1)) for key in state if (m := pattern.match(key)))
+
+    layers = indices(style_key)
+    if not layers or layers != list(range(len(layers))) or len(layers) % 2 or len(layers) < 4:
+        raise LayoutError(f"synthesis style layers should be layer0..layerN in pairs, found {layers[:8]}")
+    dense = indices(dense_key)
+    if not dense or dense != list(range(len(dense))):
+        raise LayoutError(f"mapping layers should be dense0..denseN, found {dense[:8]}")
+    first = need(state, dense_key.format(i=0), 2)
+    mapping_out = int(need(state, dense_key.format(i=dense[-1]), 2).shape[0])
+    num_ws = len(layers)
+    return StyleShapes(
+        num_ws=num_ws, w_dim=int(need(state, style_key.format(i=0), 2).shape[1]), z_dim=int(first.shape[1]),
+        mapping_layers=len(dense), mapping_hidden=int(first.shape[0]) if len(dense) > 1 else mapping_out,
+        mapping_out=mapping_out,
+        channels={4 << b: int(need(state, bias_key.format(i=2 * b), 1).shape[0]) for b in range(num_ws // 2)},
+    )
+
+
 def stylegan_config(state: Mapping[str, torch.Tensor]) -> StyleGANConfig:
     """StyleGAN v1 in genforce/SeFa layout: sizes read off the tensors; `fused_scale='auto'` and no final
     tanh, the settings of every StyleGAN in SeFa's model zoo."""
     if "mapping.label_weight" in state:
         raise LayoutError("conditional genforce generators (mapping.label_weight) are not supported")
     _check_lod(state, "synthesis.lod")
-    layers = sorted(int(m.group(1)) for key in state if (m := re.fullmatch(r"synthesis\.layer(\d+)\.style\.weight", key)))
-    if not layers or layers != list(range(len(layers))) or len(layers) % 2 or len(layers) < 4:
-        raise LayoutError(f"genforce StyleGAN layers are not layer0..layerN in pairs (found {layers[:8]})")
-    num_ws = len(layers)
-    resolution = 4 << (num_ws // 2 - 1)
-    w_dim = int(need(state, "synthesis.layer0.style.weight", 2).shape[1])
-    dense = sorted(int(m.group(1)) for key in state if (m := re.fullmatch(r"mapping\.dense(\d+)\.weight", key)))
-    if not dense or dense != list(range(len(dense))):
-        raise LayoutError(f"mapping layers should be dense0..denseN, found {dense[:8]}")
-    first = need(state, "mapping.dense0.weight", 2)
-    mapping_out = int(need(state, f"mapping.dense{dense[-1]}.weight", 2).shape[0])
-    if mapping_out != w_dim:
-        raise LayoutError(f"key mapping.dense{dense[-1]}.weight outputs {mapping_out} values, expected w_dim {w_dim} "
-                          f"(genforce StyleGAN with repeat_w=False is not supported)")
-    channels = {4 << b: int(need(state, f"synthesis.layer{2 * b}.bias", 1).shape[0]) for b in range(num_ws // 2)}
+    shapes = read_style_shapes(state, "synthesis.layer{i}.style.weight", "mapping.dense{i}.weight", "synthesis.layer{i}.bias")
+    if shapes.mapping_out != shapes.w_dim:
+        raise LayoutError(f"key mapping.dense{shapes.mapping_layers - 1}.weight outputs {shapes.mapping_out} values, expected "
+                          f"w_dim {shapes.w_dim} (genforce StyleGAN with repeat_w=False is not supported)")
     return StyleGANConfig(
-        img_resolution=resolution, channels=channels, z_dim=int(first.shape[1]), w_dim=w_dim, mapping_layers=len(dense),
-        mapping_hidden=int(first.shape[0]) if len(dense) > 1 else w_dim, repeat_w=True, final_tanh=False,
-        fused_resolutions=default_fused_resolutions(resolution),
+        img_resolution=shapes.resolution, channels=shapes.channels, z_dim=shapes.z_dim, w_dim=shapes.w_dim,
+        mapping_layers=shapes.mapping_layers, mapping_hidden=shapes.mapping_hidden, repeat_w=True, final_tanh=False,
+        fused_resolutions=default_fused_resolutions(shapes.resolution),
     )
 
 

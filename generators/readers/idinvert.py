@@ -25,7 +25,8 @@ from typing import Mapping
 
 import torch
 
-from generators.state_layout import LayoutError, check_layout, need
+from generators.readers.genforce import read_style_shapes
+from generators.state_layout import LayoutError, check_layout
 from generators.stylegan import StyleGANConfig
 
 GENERATOR_MARKER = "synthesis.layer0.epilogue.style_mod.dense.fc.weight"
@@ -33,8 +34,6 @@ ENCODER_MARKERS = ("block0.conv.weight", "block0.bn.bn.running_mean")
 IGNORED_GENERATOR_KEYS = ("truncation.truncation",)
 TRUNCATION_PSI, TRUNCATION_LAYERS = 0.7, 8  # the published sampling settings (model_settings.py:32-34)
 
-_STYLE_KEY = re.compile(r"^synthesis\.layer(\d+)\.epilogue\.style_mod\.dense\.fc\.weight$")
-_DENSE_KEY = re.compile(r"^mapping\.dense(\d+)\.fc\.weight$")
 
 
 def is_generator_state(state: Mapping[str, object]) -> bool:
@@ -47,29 +46,18 @@ def is_encoder_state(state: Mapping[str, object]) -> bool:
 
 def generator_config(state: Mapping[str, torch.Tensor]) -> StyleGANConfig:
     """The architecture, read off the shapes (any resolution, widths and latent sizes)."""
-    layers = sorted(int(m.group(1)) for key in state if (m := _STYLE_KEY.match(key)))
-    if not layers or layers != list(range(len(layers))) or len(layers) % 2 or len(layers) < 4:
-        raise LayoutError(f"synthesis style layers should be layer0..layerN in pairs, found {layers[:8]}")
-    num_ws = len(layers)
-    resolution = 4 << (num_ws // 2 - 1)
-    w_dim = int(need(state, GENERATOR_MARKER, 2).shape[1])
-    dense = sorted(int(m.group(1)) for key in state if (m := _DENSE_KEY.match(key)))
-    if not dense or dense != list(range(len(dense))):
-        raise LayoutError(f"mapping layers should be dense0..denseN, found {dense[:8]}")
-    first = need(state, "mapping.dense0.fc.weight", 2)
-    mapping_out = int(need(state, f"mapping.dense{dense[-1]}.fc.weight", 2).shape[0])
+    shapes = read_style_shapes(state, "synthesis.layer{i}.epilogue.style_mod.dense.fc.weight", "mapping.dense{i}.fc.weight",
+                               "synthesis.layer{i}.epilogue.bias")
+    w_dim, num_ws, mapping_out = shapes.w_dim, shapes.num_ws, shapes.mapping_out
     if mapping_out not in (w_dim, w_dim * num_ws):
-        raise LayoutError(f"key mapping.dense{dense[-1]}.fc.weight outputs {mapping_out} values; expected {w_dim} or {w_dim * num_ws}")
-    channels, fused = {}, []
-    for block in range(num_ws // 2):
-        res = 4 << block
-        channels[res] = int(need(state, f"synthesis.layer{2 * block}.epilogue.bias", 1).shape[0])
-        if block > 0 and f"synthesis.layer{2 * block}.weight" in state:
-            fused.append(res)
+        raise LayoutError(f"key mapping.dense{shapes.mapping_layers - 1}.fc.weight outputs {mapping_out} values; "
+                          f"expected {w_dim} or {w_dim * num_ws}")
+    # a fused (transposed-conv) up layer stores `layerN.weight`; the others `layerN.conv.weight`
+    fused = tuple(4 << b for b in range(1, num_ws // 2) if f"synthesis.layer{2 * b}.weight" in state)
     return StyleGANConfig(
-        img_resolution=resolution, channels=channels, z_dim=int(first.shape[1]), w_dim=w_dim, mapping_layers=len(dense),
-        mapping_hidden=int(first.shape[0]) if len(dense) > 1 else mapping_out, repeat_w=mapping_out == w_dim,
-        final_tanh=True, fused_resolutions=tuple(fused),
+        img_resolution=shapes.resolution, channels=shapes.channels, z_dim=shapes.z_dim, w_dim=w_dim,
+        mapping_layers=shapes.mapping_layers, mapping_hidden=shapes.mapping_hidden, repeat_w=mapping_out == w_dim,
+        final_tanh=True, fused_resolutions=fused,
     )
 
 
