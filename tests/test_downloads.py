@@ -103,3 +103,34 @@ def test_the_encoder_beside_an_idinvert_generator_is_its_companion(tmp_path):
     (tmp_path / "styleganinv_ffhq256_encoder.pth").write_bytes(b"e")
     path, message = downloads.companion_encoder(str(generator), generator)
     assert path == tmp_path / "styleganinv_ffhq256_encoder.pth" and "beside" in message
+
+
+def test_models_list_names_every_model_with_its_architecture():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = Path(__file__).resolve().parents[1] / "cli.py"
+    result = subprocess.run([sys.executable, str(cli), "models", "list", "--json"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in map(json.loads, result.stdout.splitlines())}
+    assert set(rows) == set(downloads.PUBLISHED)
+    assert (rows["pggan-celebahq-1024"]["architecture"], rows["pggan-celebahq-1024"]["resolution"]) == ("pggan", 1024)
+    assert rows["idinvert-ffhq-256"]["encoder"] == "idinvert-ffhq-256-encoder"
+    assert rows["stylegan-cat-256"]["source"] == "genforce/sefa model zoo" and rows["stylegan-cat-256"]["cached"] is False
+
+
+def test_models_fetch_brings_the_published_encoder_along(tmp_path, monkeypatch, capsys):
+    import cli
+
+    monkeypatch.setenv("SEFA_EDIT_CACHE", str(tmp_path / "cache"))
+    for name, data in (("pair", b"generator"), ("pair-encoder", b"encoder")):
+        (tmp_path / f"{name}.pth").write_bytes(data)
+        location = downloads.Location((tmp_path / f"{name}.pth").as_uri(), f"{name}_cached.pth")
+        monkeypatch.setitem(downloads.PUBLISHED, name, downloads.Published(
+            name, (location,), None, "", encoder="pair-encoder" if name == "pair" else None))
+    cli.models_fetch("pair")
+    fetched = [line for line in capsys.readouterr().out.splitlines()]
+    assert len(fetched) == 2 and "pair-encoder" in fetched[1]
+    assert (tmp_path / "cache" / "pair-encoder_cached.pth").read_bytes() == b"encoder"
