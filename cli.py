@@ -250,6 +250,11 @@ def invert(
     _finish(summary["inverted"] + summary["skipped"])
 
 
+PER_FACE_HELP = "One pasted photo per face (only that face edited) instead of one per photo with every face edited."
+MIN_FACE_HELP = "Faces whose aligned square is smaller than this many photo pixels are left untouched (and listed); 0 pastes all."
+QUALITY_HELP = "JPEG quality of pasted-back photos from JPEG sources (PNG and others give lossless PNG, alpha kept)."
+
+
 @app.command()
 def edit(
     codes: str = typer.Argument(..., help="Folder of codes from `invert`, one .npy, or - for invert's JSON lines."),
@@ -258,9 +263,12 @@ def edit(
     directions: Path = typer.Option(..., "--directions", "-d", help="directions.npz from `factorize` (labels.json beside it)."),
     edits: List[str] = typer.Option(..., "--edit", help="DIRECTION=STRENGTHS: 0=-3:3:7, age=+2, 1=-2,0,2 (repeatable)."),
     layers: Optional[str] = typer.Option(None, "--layers", "-l", help="Layers to move (default: the directions' own)."),
-    paste_back: bool = typer.Option(False, "--paste-back", help="Also write the whole original photo with the edited face."),
+    paste_back: bool = typer.Option(False, "--paste-back", help="Also write each original photo with its faces edited (OUT/photos)."),
     mask: str = typer.Option("face", "--mask", help="Paste-back region: face (landmark hull) or crop (the whole aligned square)."),
-    animate: Optional[str] = typer.Option(None, "--animate", help="Also write a sweep per edit: gif or mp4."),
+    per_face: bool = typer.Option(False, "--per-face", help=PER_FACE_HELP),
+    min_face_size: int = typer.Option(64, "--min-face-size", help=MIN_FACE_HELP),
+    quality: int = typer.Option(95, "--quality", help=QUALITY_HELP),
+    animate: Optional[str] = typer.Option(None, "--animate", help="Also write a sweep per edit (of the crop, and of the photo with --paste-back): gif or mp4 (H.264)."),
     force: bool = typer.Option(False, "--force", help="Use directions computed for another checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo inputs that an earlier run finished."),
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", help=MAX_PIXELS_HELP + " Applies to paste-back."),
@@ -270,7 +278,7 @@ def edit(
     from editing.stage import EditOptions, run_edit
 
     options = EditOptions(layers=layers, paste_back=paste_back, mask=mask, animate=animate, force=force, overwrite=overwrite,
-                          max_pixels=max_pixels)
+                          max_pixels=max_pixels, quality=quality, min_face_size=min_face_size, per_face=per_face)
     summary = run_edit(codes, out, _weights(generator), directions, list(edits), options, device, emit=_emit, say=_say)
     _say(f"edited {summary['edited']} code(s), {summary['skipped']} already done, {summary['failed']} failed")
     _finish(summary["edited"] + summary["skipped"])
@@ -293,7 +301,11 @@ def run(
     vgg: Optional[Path] = typer.Option(None, "--vgg"),
     largest: bool = typer.Option(False, "--largest", help="Only the largest face of each photo."),
     mask: str = typer.Option("face", "--mask", help="Paste-back region: face or crop."),
-    animate: Optional[str] = typer.Option(None, "--animate", help="Also write sweeps: gif or mp4."),
+    per_face: bool = typer.Option(False, "--per-face", help=PER_FACE_HELP),
+    min_face_size: int = typer.Option(64, "--min-face-size", help=MIN_FACE_HELP),
+    quality: int = typer.Option(95, "--quality", help=QUALITY_HELP),
+    animate: Optional[str] = typer.Option(None, "--animate", help="Also write sweeps of the crops and the photos: gif or mp4 (H.264)."),
+    preview: bool = typer.Option(False, "--preview", help="Render the directions page: samples x strengths per direction, to pick and label directions."),
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", help=MAX_PIXELS_HELP),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
@@ -308,9 +320,11 @@ def run(
     options = RunOptions(
         edits=tuple(edits) if edits else RunOptions.edits, factorize_layers=layers, num_directions=num_directions,
         labels=labels, size=size, steps=steps, batch_size=_batch_size(batch_size), perceptual=perceptual, vgg=vgg, largest=largest,
-        mask=mask, animate=animate, max_pixels=max_pixels,
+        mask=mask, animate=animate, max_pixels=max_pixels, quality=quality, min_face_size=min_face_size, per_face=per_face,
+        preview=preview,
     )
-    result = run_pipeline(photos, out, generator_path, encoder, options, device, say=_say, shared_dir=_shared_dir())
+    result = run_pipeline(photos, out, generator_path, encoder, options, device, say=_say, shared_dir=_shared_dir(),
+                          generator_label=generator or "the bundled demo generator")
     _emit(result)
     _say(f"done: {result['index']}")
     _finish(result["edited"])

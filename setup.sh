@@ -4,6 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python3}"
+# Headless Chromium for the tests that open the HTML report in a real browser (Debian/Ubuntu packages).
+if ! command -v chromium > /dev/null || ! command -v chromedriver > /dev/null; then
+    if command -v apt-get > /dev/null; then
+        SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+        $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver > /dev/null
+    else
+        echo "note: install Chromium and chromedriver for the browser tests (they are skipped without them)" >&2
+    fi
+fi
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi

@@ -114,7 +114,7 @@ def _align_all(items: list[InputItem], input_spec: str, out_dir: Path, options: 
     failures = FailureLog(out_dir, say, key="source")
     settings = options.result_settings()
 
-    for item, stem in track(list(zip(items, stems)), "aligning"):
+    for item, stem in track(list(zip(items, stems)), "aligning", unit="photos"):
         summary.photos += 1
         done_marker = out_dir / ".done" / f"{stem}.json"
         try:

@@ -45,11 +45,18 @@ class Photo:
     path: Path
     rgb: np.ndarray  # [H, W, 3] uint8, upright
     exif_orientation: int  # 1 = as stored; 2..8 = the EXIF transform that was applied
+    alpha: np.ndarray | None = None  # [H, W] uint8, only when asked for (`keep_alpha`) and the file has one
+    icc_profile: bytes | None = None  # the colour profile, to write results in the same colour space
+    exif: bytes | None = None  # EXIF with the orientation reset to 1 (the pixels are upright now)
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
 
 
 def _to_uint8_rgb(image: Image.Image) -> np.ndarray:
     mode = image.mode
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+    if _has_alpha(image):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
@@ -101,12 +108,26 @@ def _check_regular_file(path: Path) -> None:
         raise UnreadableImage("not a readable image (empty file, 0 bytes)")
 
 
-def read_photo(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
+def _upright_exif(image: Image.Image) -> bytes | None:
+    exif = image.getexif()
+    if not exif:
+        return None
+    exif[0x0112] = 1
+    try:
+        return exif.tobytes()
+    except Exception:  # a damaged EXIF block is dropped rather than copied
+        return None
+
+
+def read_photo(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, keep_alpha: bool = False) -> Photo:
     """Decode `path` into an upright RGB uint8 array, or raise UnreadableImage with the reason.
 
     The size is read from the header and checked against `max_pixels` before anything is decoded, so
     a small file declaring a huge image costs nothing. Any decoder failure becomes UnreadableImage:
-    one bad photo must never stop a batch."""
+    one bad photo must never stop a batch.
+
+    `keep_alpha` (for writing results): a photo with transparency gives its own colour channels, not
+    composited on white, and the alpha channel beside them, so both can be written back unchanged."""
     _check_regular_file(path)
     try:
         with Image.open(path) as image:
@@ -114,8 +135,14 @@ def read_photo(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
             orientation = int(image.getexif().get(0x0112, 1) or 1)
             upright = ImageOps.exif_transpose(image)
             upright.load()
-            rgb = _to_uint8_rgb(upright)
-            return Photo(path, np.ascontiguousarray(rgb), orientation)
+            alpha = None
+            if keep_alpha and _has_alpha(upright):
+                rgba = np.asarray(upright.convert("RGBA"))
+                rgb, alpha = rgba[..., :3], np.ascontiguousarray(rgba[..., 3])
+            else:
+                rgb = _to_uint8_rgb(upright)
+            return Photo(path, np.ascontiguousarray(rgb), orientation, alpha, image.info.get("icc_profile"),
+                         _upright_exif(image))
     except UnreadableImage:
         raise
     except Exception as exc:  # decoders raise many types (OSError, SyntaxError, struct.error, ...)

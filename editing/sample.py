@@ -69,7 +69,7 @@ def run_sample(generator_path: Path, out_dir: Path, settings: SampleSettings, de
     seeds = list(range(settings.seed, settings.seed + settings.count))
     with claimed_output_folder(out_dir):
         batches = [seeds[i : i + settings.batch_size] for i in range(0, len(seeds), settings.batch_size)]
-        for batch in track(batches, "sampling", weight=len):
+        for batch in track(batches, "sampling", weight=len, unit="images"):
             z = torch.from_numpy(np.stack([np.random.RandomState(s).randn(generator.z_dim) for s in batch])).float().to(device)
             with torch.no_grad():
                 codes = generator.sample_codes(z, truncation_psi=psi, truncation_cutoff=cutoff)

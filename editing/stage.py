@@ -1,13 +1,14 @@
 """`sefa-edit edit`: codes (W+, or PGGAN's z from `sample`) + directions -> edited images, a grid per input, sweeps, pasted-back photos.
 
 For each code, each `--edit` and each strength: w' = w + strength * sign * n on the chosen layers,
-rendered by the generator. Per input `OUT/<name>/`: `<edit>_<strength>.png`, `grid.png` (rows = edits,
-columns = strengths, the unedited reconstruction in the 0 column), optional `<edit>.gif` / `.mp4`
-sweeps, and with `--paste-back` `photo_<edit>_<strength>.jpg`: the whole original photo with the
-edited face. `OUT/<name>/.edit.json` records the fingerprint of what made them (code, generator,
-directions, edits, paste-back settings, sidecar and photo), so a rerun skips exactly the inputs whose
-fingerprint is unchanged and redoes the others. Inputs that cannot be used are listed in
-`OUT/failures.jsonl`.
+rendered by the generator. Per input `OUT/<name>/`: `<edit>_<strength>.png`, `reconstruction.png`
+(the unedited render), `grid.png` (rows = edits, columns = strengths, the reconstruction in the 0
+column), and optional `<edit>.gif` / `.mp4` sweeps. With `--paste-back`, `PHOTOS/<photo>/` (default
+`OUT/photos`) gets the whole original photo per edit and strength with every face of it edited
+(`editing.photo_composite`; `--per-face` for one copy per face). `OUT/<name>/.edit.json` records the
+fingerprint of what made a face's images (code, generator, directions, edits), so a rerun skips exactly
+the inputs whose fingerprint is unchanged and redoes the others. Inputs that cannot be used are listed
+in `OUT/failures.jsonl`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-import cv2
 import numpy as np
 import torch
 
@@ -30,19 +30,23 @@ from common.fingerprint import content_sha256, fingerprint
 from common.layer_spec import parse_layer_spec
 from common.naming import unique_stems
 from common.output_folder import check_output_path, claimed_output_folder, is_inside
-from common.photo_io import DEFAULT_MAX_PIXELS, UnreadableImage, read_photo
+from common.photo_io import DEFAULT_MAX_PIXELS
+from common.photo_output import DEFAULT_QUALITY, check_quality
 from common.progress import track
 from common.safe_arrays import BadArray, load_npy
 from common.stdin_records import distinct_stdin_inputs
 from editing.edit_spec import EditSpec, parse_edit, strength_text
-from editing.paste_back import MASK_KINDS, paste_back
+from common.sweeps import write_sweep
+from editing.paste_back import MASK_KINDS
+from editing.photo_composite import MIN_FACE_SIZE, RECONSTRUCTION_NAME, EditedFace, PasteSettings, paste_photos
 from editing.sidecar import BadSidecar, Sidecar, read_sidecar
 from generators.checkpoint import load_checkpoint
 from generators.latent_edit import move_along
 
 MARKER_NAME = ".edit.json"
-MARKER_VERSION = 2
+MARKER_VERSION = 3
 ANIMATIONS = ("gif", "mp4")
+PHOTOS_NAME = "photos"  # OUT/photos: the pasted-back photos of `edit --paste-back`
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,15 @@ class EditOptions:
     force: bool = False
     overwrite: bool = False
     batch_size: int = 8
-    photos_dir: Path | None = None  # where pasted-back photos go (default: beside the edits of each input)
+    photos_dir: Path | None = None  # where pasted-back photos go (default: OUT/photos)
     max_pixels: int = DEFAULT_MAX_PIXELS
+    quality: int = DEFAULT_QUALITY  # of pasted-back JPEGs
+    min_face_size: int = MIN_FACE_SIZE  # photo pixels; smaller faces are left untouched in pasted photos
+    per_face: bool = False  # one pasted photo per face instead of one per photo with every face edited
+
+    def paste_settings(self) -> PasteSettings:
+        return PasteSettings(mask=self.mask, quality=self.quality, min_face_size=self.min_face_size, per_face=self.per_face,
+                             animate=self.animate, max_pixels=self.max_pixels)
 
     def validate(self) -> None:
         if self.mask not in MASK_KINDS:
@@ -71,6 +82,9 @@ class EditOptions:
             raise UserError(f"--animate {self.animate!r}: expected gif or mp4")
         if self.batch_size < 1:
             raise UserError(f"--batch-size {self.batch_size}: must be 1 or more")
+        check_quality(self.quality)
+        if self.min_face_size < 0:
+            raise UserError(f"--min-face-size {self.min_face_size}: must be 0 (paste every face) or more pixels")
 
 
 def list_codes(input_spec: str, stdin: Iterator[str] | None = None, exclude: Path | None = None) -> list[CodeItem]:
@@ -153,7 +167,7 @@ def run_edit(
         "version": MARKER_VERSION, "generator": checkpoint.sha256, "directions": content_sha256(directions_path),
         "labels": content_sha256(labels_file) if labels_file.is_file() else None,
         "edits": [[spec.name, spec.index, spec.sign, list(spec.strengths), layers[spec.name]] for spec in specs],
-        "paste_back": options.paste_back, "mask": options.mask, "animate": options.animate,
+        "animate": options.animate,
     }
     with claimed_output_folder(out_dir):
         return _edit_all(items, out_dir, generator, directions, specs, layers, options, shared_print, emit, say)
@@ -164,19 +178,16 @@ def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: Direc
     device = next(generator.parameters()).device
     failures = FailureLog(out_dir, say, key="code")
     summary = {"edited": 0, "skipped": 0, "failed": 0, "redone": 0}
+    records: list[tuple[CodeItem, dict]] = []
+    faces_to_paste: list[EditedFace] = []
 
-    for item in track(items, "editing"):
+    for item in track(items, "editing", unit="codes"):
         target = out_dir / item.name
-        photos_target = options.photos_dir / item.name if options.photos_dir is not None else target
         sidecar: Sidecar | None = None
         try:
             if options.paste_back and item.meta is not None:
                 sidecar = read_sidecar(item.meta)
-            item_print = fingerprint(
-                code=content_sha256(item.code), **shared_print,
-                sidecar=content_sha256(item.meta) if sidecar is not None else None,
-                photo=content_sha256(sidecar.source) if sidecar is not None else None,
-            )
+            item_print = fingerprint(code=content_sha256(item.code), **shared_print)
         except BadSidecar as exc:
             summary["failed"] += 1
             failures.add(item.code, "bad_sidecar", str(exc))
@@ -185,55 +196,68 @@ def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: Direc
             summary["failed"] += 1
             failures.add(item.code, "unreadable", f"cannot read ({exc.strerror or exc})")
             continue
-        planned = _planned_outputs(target, photos_target, specs, options, can_paste=sidecar is not None)
-        previous = atomic.read_json_object(target / MARKER_NAME) or {}
-        if not options.overwrite and previous.get("fingerprint") == item_print and all(p.is_file() for p in planned):
-            summary["skipped"] += 1
-            emit(_record(item, target, planned))
-            continue
-        if previous:
-            summary["redone"] += 1
-        try:
-            code = load_npy(item.code)
-        except BadArray as exc:
-            summary["failed"] += 1
-            failures.add(item.code, "bad_code", f"not a usable code: {exc}")
-            continue
-        if code.shape != (generator.num_ws, generator.w_dim):
-            summary["failed"] += 1
-            failures.add(item.code, "bad_code", f"code of shape {list(code.shape)}, this generator takes "
-                                                f"[{generator.num_ws}, {generator.w_dim}]")
-            continue
-        photo = None
-        if options.paste_back and sidecar is not None:
-            try:
-                photo = _photo_for(sidecar, options.max_pixels)
-            except (UnreadableImage, BadSidecar) as exc:
-                summary["failed"] += 1
-                failures.add(item.code, "bad_photo", str(exc))
-                continue
-        elif options.paste_back:
+        if options.paste_back and sidecar is None:
             say(f"{item.code}: no alignment sidecar known, so no paste-back (invert the crops of `align`)")
-        (target / MARKER_NAME).unlink(missing_ok=True)  # from here on the item is not done until it is rewritten
-        ws = torch.from_numpy(code).float().to(device)[None]
-        rendered = _render_edits(generator, ws, specs, directions, layers, options.batch_size)
-        for spec in specs:
-            for strength in spec.strengths:
-                images.save_rgb(target / f"{spec.slug}_{strength_text(strength)}.png", rendered[(spec.name, strength)])
-        images.save_rgb(target / "grid.png", _grid(specs, rendered))
-        if options.animate:
-            for spec in specs:
-                _write_sweep(target / f"{spec.slug}.{options.animate}", [rendered[(spec.name, s)] for s in spec.strengths])
-        if photo is not None:
-            _paste_all(photo, sidecar, photos_target, specs, rendered, options.mask)
-        _remove_stale(previous, planned)
-        atomic.write_json(target / MARKER_NAME, {"version": MARKER_VERSION, "fingerprint": item_print,
-                                                 "outputs": [str(p.resolve()) for p in planned]})
-        summary["edited"] += 1
-        emit(_record(item, target, planned))
+        planned = _planned_outputs(target, specs, options)
+        previous = atomic.read_json_object(target / MARKER_NAME) or {}
+        done = not options.overwrite and previous.get("fingerprint") == item_print and all(p.is_file() for p in planned)
+        if done:
+            summary["skipped"] += 1
+        else:
+            if previous:
+                summary["redone"] += 1
+            try:
+                _edit_one(item, target, planned, previous, generator, directions, specs, layers, options, device, item_print)
+            except BadArray as exc:
+                summary["failed"] += 1
+                failures.add(item.code, "bad_code", f"not a usable code: {exc}")
+                continue
+            except BadCodeShape as exc:
+                summary["failed"] += 1
+                failures.add(item.code, "bad_code", str(exc))
+                continue
+            summary["edited"] += 1
+        if sidecar is not None:
+            faces_to_paste.append(EditedFace(item.name, sidecar, target, item_print))
+        records.append((item, _record(item, target, planned)))
+        if not options.paste_back:
+            emit(records[-1][1])
     if summary["redone"]:
-        say(f"{summary['redone']} input(s) redone: the code, generator, directions, edits or paste-back inputs changed")
+        say(f"{summary['redone']} input(s) redone: the code, generator, directions or edits changed")
+    if options.paste_back:
+        photos_dir = options.photos_dir if options.photos_dir is not None else out_dir / PHOTOS_NAME
+        pasted = paste_photos(faces_to_paste, photos_dir, specs, options.paste_settings(), failures, say)
+        for item, record in records:
+            photo = pasted.get(item.name)
+            emit({**record, "photos": photo["pasted"] if photo else [], "untouched": bool(
+                photo and any(entry["face"] == item.name for entry in photo["untouched"]))})
     return summary
+
+
+class BadCodeShape(ValueError):
+    """A code that this generator cannot take."""
+
+
+def _edit_one(item: CodeItem, target: Path, planned: list[Path], previous: dict, generator, directions: DirectionsFile,
+              specs: list[EditSpec], layers: dict, options: EditOptions, device, item_print: str) -> None:
+    """Render and write one input's edits, grid and sweeps; its marker last, so a crash leaves it undone."""
+    code = load_npy(item.code)
+    if code.shape != (generator.num_ws, generator.w_dim):
+        raise BadCodeShape(f"code of shape {list(code.shape)}, this generator takes [{generator.num_ws}, {generator.w_dim}]")
+    (target / MARKER_NAME).unlink(missing_ok=True)  # from here on the item is not done until it is rewritten
+    ws = torch.from_numpy(code).float().to(device)[None]
+    rendered = _render_edits(generator, ws, specs, directions, layers, options.batch_size)
+    for spec in specs:
+        for strength in spec.strengths:
+            images.save_rgb(target / f"{spec.slug}_{strength_text(strength)}.png", rendered[(spec.name, strength)])
+    images.save_rgb(target / RECONSTRUCTION_NAME, rendered[("", 0.0)])
+    images.save_rgb(target / "grid.png", _grid(specs, rendered))
+    if options.animate:
+        for spec in specs:
+            write_sweep(target / f"{spec.slug}.{options.animate}", [rendered[(spec.name, s)] for s in spec.strengths])
+    _remove_stale(previous, planned)
+    atomic.write_json(target / MARKER_NAME, {"version": MARKER_VERSION, "fingerprint": item_print,
+                                             "outputs": [str(p.resolve()) for p in planned]})
 
 
 def _remove_stale(previous: dict, planned: list[Path]) -> None:
@@ -243,13 +267,6 @@ def _remove_stale(previous: dict, planned: list[Path]) -> None:
     for old in previous.get("outputs", []) if isinstance(previous.get("outputs"), list) else []:
         if isinstance(old, str) and old not in keep:
             Path(old).unlink(missing_ok=True)
-
-
-def _photo_for(sidecar: Sidecar, max_pixels: int) -> np.ndarray:
-    photo = read_photo(sidecar.source, max_pixels=max_pixels).rgb
-    if (photo.shape[1], photo.shape[0]) != sidecar.source_size:
-        raise BadSidecar(f"the photo {sidecar.source} changed size since alignment; re-run align")
-    return photo
 
 
 @torch.no_grad()
@@ -285,60 +302,12 @@ def _grid(specs: list[EditSpec], rendered: dict) -> np.ndarray:
     return images.label_grid(images.make_grid(rows), cell, 4, [f"{s:+.2g}" for s in columns], [spec.name for spec in specs])
 
 
-def _write_sweep(path: Path, frames: list[np.ndarray]) -> None:
-    """A back-and-forth sweep along one direction, as an animated GIF or an MP4, written atomically."""
-    sequence = frames + frames[-2:0:-1]
-    if path.suffix == ".gif":
-        from PIL import Image
-
-        pictures = [Image.fromarray(frame) for frame in sequence]
-
-        def write(handle) -> None:
-            pictures[0].save(handle, format="GIF", save_all=True, append_images=pictures[1:], duration=120, loop=0)
-
-        atomic.write_with(path, write)
-        return
-    height, width = frames[0].shape[:2]
-
-    def produce(tmp: Path) -> None:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), 8, (width, height))
-        if not writer.isOpened():
-            raise UserError(f"{path}: OpenCV cannot write MP4 here; use --animate gif")
-        for frame in sequence:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        writer.release()
-
-    def verify(tmp: Path) -> None:
-        """OpenCV's writer reports no error when the disk fills up: read the file back and count its frames."""
-        capture = cv2.VideoCapture(str(tmp))
-        frames_read = 0
-        while capture.isOpened():
-            ok, _ = capture.read()
-            if not ok:
-                break
-            frames_read += 1
-        capture.release()
-        if frames_read != len(sequence):
-            raise OSError(f"the video holds {frames_read} of its {len(sequence)} frames (incomplete write)")
-
-    atomic.write_by_name(path, produce, verify)
-
-
-def _paste_all(photo: np.ndarray, sidecar: Sidecar, target: Path, specs: list[EditSpec], rendered: dict, mask: str) -> None:
-    for spec in specs:
-        for strength in spec.strengths:
-            pasted, _ = paste_back(photo, rendered[(spec.name, strength)], sidecar.quad, sidecar.landmarks, mask)
-            images.save_rgb(target / f"photo_{spec.slug}_{strength_text(strength)}.jpg", pasted)
-
-
-def _planned_outputs(target: Path, photos_target: Path, specs: list[EditSpec], options: EditOptions, can_paste: bool) -> list[Path]:
-    paths = [target / "grid.png"]
+def _planned_outputs(target: Path, specs: list[EditSpec], options: EditOptions) -> list[Path]:
+    paths = [target / "grid.png", target / RECONSTRUCTION_NAME]
     for spec in specs:
         paths += [target / f"{spec.slug}_{strength_text(s)}.png" for s in spec.strengths]
         if options.animate:
             paths.append(target / f"{spec.slug}.{options.animate}")
-        if options.paste_back and can_paste:
-            paths += [photos_target / f"photo_{spec.slug}_{strength_text(s)}.jpg" for s in spec.strengths]
     return paths
 
 
@@ -346,7 +315,7 @@ def _record(item: CodeItem, target: Path, outputs: list[Path]) -> dict:
     return {
         "code": str(Path(item.code).resolve()),
         "grid": str((target / "grid.png").resolve()),
-        "images": [str(p.resolve()) for p in outputs if p.suffix == ".png" and p.name != "grid.png"],
-        "photos": [str(p.resolve()) for p in outputs if p.name.startswith("photo_")],
+        "images": [str(p.resolve()) for p in outputs if p.suffix == ".png" and p.name not in ("grid.png", RECONSTRUCTION_NAME)],
+        "photos": [],
         "animations": [str(p.resolve()) for p in outputs if p.suffix in (".gif", ".mp4")],
     }

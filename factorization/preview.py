@@ -65,7 +65,7 @@ def write_previews(
     codes = sample_codes(generator, settings, device)
     alphas = strengths(settings)
     paths = []
-    for k in track(range(len(directions)), "previews"):
+    for k in track(range(len(directions)), "previews", unit="directions"):
         direction = torch.as_tensor(directions[k], dtype=torch.float32, device=device)
         moved = torch.cat([move_along(codes, direction, layers, float(a)).unsqueeze(1) for a in alphas], dim=1)
         flat = moved.reshape(-1, *codes.shape[1:])  # sample-major: sample s, strength j at s*steps + j

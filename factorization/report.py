@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from common import atomic
+from common.layer_spec import format_layer_spec
 from factorization.spectrum import spectrum_svg
 
 
@@ -21,8 +22,15 @@ def write_report(
     all_eigenvalues: np.ndarray,
     preview_paths: Sequence[Path],
     strengths: Sequence[float],
+    labels: dict | None = None,
 ) -> Path:
+    """`labels`: {name: DirectionLabel} from labels.json; each direction's heading names its labels."""
     total = float(np.clip(all_eigenvalues, 0, None).sum()) or 1.0
+    named: dict[int, list[str]] = {}
+    for name, label in (labels or {}).items():
+        sign = "+" if label.sign > 0 else "-"
+        where = f" on layers {format_layer_spec(label.layers)}" if label.layers else ""
+        named.setdefault(label.index, []).append(f"{name} ({sign}{where})")
     rows = []
     for k, value in enumerate(eigenvalues):
         image = ""
@@ -30,8 +38,9 @@ def write_report(
             rel = html.escape(Path(preview_paths[k]).relative_to(path.parent).as_posix())
             image = f'<img src="{rel}" alt="direction {k}" loading="lazy">'
         rows.append(
-            f"<section><h3>direction {k} <small>eigenvalue {value:.4g} ({value / total:.1%} of total)</small></h3>"
-            f"{image}</section>"
+            f"<section><h3>direction {k}" + (f": {html.escape(', '.join(named[k]))}" if k in named else "")
+            + f" <small>layers {html.escape(layers_text)} · eigenvalue {value:.4g} · {value / total:.1%} of the spectrum"
+            f"</small></h3>{image}</section>"
         )
     header = ""
     if preview_paths:

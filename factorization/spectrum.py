@@ -39,7 +39,10 @@ def spectrum_png(eigenvalues: np.ndarray, highlight: int, limit: int = 64, size:
     cv2.line(image, (left, top + plot_h), (left + plot_w, top + plot_h), (0, 0, 0), 1)
     cv2.line(image, (left, top), (left, top + plot_h), (0, 0, 0), 1)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(image, "SeFa eigenvalue spectrum (bars: share, line: cumulative)", (left, 25), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(image, f"SeFa eigenvalue spectrum of A^T A: each direction's share of the trace (first {len(share)})",
+                (left, 18), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(image, f"blue: the {highlight} directions kept, grey: the rest; green line: cumulative share (top = 100%)",
+                (left, 34), font, 0.42, (60, 60, 60), 1, cv2.LINE_AA)
     cv2.putText(image, f"{peak:.1%}", (5, top + 10), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(image, "100% cum.", (5, top + 28), font, 0.4, (40, 120, 40), 1, cv2.LINE_AA)
     for i in range(0, len(share), max(1, len(share) // 8)):

@@ -110,5 +110,6 @@ def _write_outputs(checkpoint, checkpoint_path: Path, directions: DirectionsFile
         all_eigenvalues=directions.all_eigenvalues,
         preview_paths=preview_paths,
         strengths=list(strengths(preview)) if preview else [],
+        labels=load_labels(out_dir / LABELS_NAME, num_directions) if (out_dir / LABELS_NAME).is_file() else None,
     )
     return FactorizeResult(directions_path, num_directions, directions.layers, seconds, report)

@@ -171,7 +171,7 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
         say(f"{summary['redone']} crop(s) redone: the crop, generator, encoder or settings changed since they were inverted")
 
     batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
-    for batch in track(batches, "inverting", weight=len):
+    for batch in track(batches, "inverting", weight=len, unit="crops"):
         targets, kept = [], []
         for item, crop_print in batch:
             try:

@@ -138,7 +138,7 @@ def train_encoder(
         log_path.unlink()
 
     last = {}
-    for step in track(range(start_step, settings.steps), "training encoder", total=settings.steps - start_step):
+    for step in track(range(start_step, settings.steps), "training encoder", total=settings.steps - start_step, unit="steps"):
         ws = sample_codes(generator, settings.batch_size, step, settings, device)
         with torch.no_grad():
             images = generator.render(ws)

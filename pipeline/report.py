@@ -1,13 +1,53 @@
-"""OUT/index.html: each face beside its reconstruction, its edit grid, and the pasted-back photos."""
+"""OUT/index.html: what `run` did, photo by photo, readable by someone who did not run it.
+
+The header names the generator (name or file, sha256 prefix, format, resolution), the encoder and
+every setting that changed the result, and warns when the bundled untrained demo generator made
+it. Each photo shows its original, then its edited versions with a before/after slider, then each
+face: aligned crop, encoder-only and optimised reconstructions with PSNR/LPIPS, and the edit grid.
+Photos and faces come in natural order (2 before 10). Everything that could not be used is listed
+in words, by stage. Large photos are shown as thumbnails (OUT/report/thumbs) that link to the full
+size, and every image loads lazily, so a page of hundreds of faces opens fast.
+"""
 
 from __future__ import annotations
 
 import html
 import json
 import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
+
 from common import atomic
+from common.fingerprint import content_sha256
+from common.images import read_rgb, save_rgb
+from common.photo_io import read_photo
+
+_used_thumbnails: set[str] = set()  # by the page being written; the others are stale and removed
+DEMO_WARNING = "untrained demo model: shows the mechanics, not faces; use -g NAME for real edits"
+THUMB_SIDE = 640
+
+
+@dataclass(frozen=True)
+class ReportHeader:
+    """What made the results; shown at the top of the page."""
+
+    generator: str  # the name or file the user gave
+    generator_sha256: str
+    generator_format: str
+    resolution: int
+    encoder: str | None = None
+    encoder_sha256: str | None = None
+    settings: dict[str, str] = field(default_factory=dict)
+    demo: bool = False
+    directions_page: Path | None = None
+
+
+def natural_key(text: str) -> list:
+    """'face_2' before 'face_10': digit runs compare as numbers."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(text))]
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -15,9 +55,16 @@ def _rel(path: Path, root: Path) -> str:
     return html.escape(Path(os.path.relpath(Path(path).resolve(), root.resolve())).as_posix())
 
 
+def _read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _edit_and_strength(photo: Path) -> tuple[str, float]:
     """`photo_<edit>_<+1p50>.jpg` -> ("<edit>", 1.5), for ordering and captions."""
-    edit, strength = photo.stem[len("photo_") :].rsplit("_", 1)
+    edit, _, strength = photo.stem[len("photo_") :].rpartition("_")
     try:
         return edit, float(strength.replace("p", "."))
     except ValueError:
@@ -29,74 +76,213 @@ def _quality(psnr, lpips) -> str:
     return text + (f", LPIPS {lpips}" if lpips is not None else "")
 
 
-def write_index(out: Path, title: str) -> Path:
-    sections = []
+def thumbnail(image: Path, out: Path, upright: bool = False) -> Path:
+    """A JPEG of at most THUMB_SIDE pixels on a side, named by the image's content (so a rerun that
+    changes nothing makes nothing new). `upright`: read as a photo (EXIF orientation applied), for originals."""
+    thumb = out / "report" / "thumbs" / f"{content_sha256(image)[:20]}{'u' if upright else ''}.jpg"
+    _used_thumbnails.add(thumb.name)
+    if not thumb.is_file():
+        rgb = read_photo(image).rgb if upright else read_rgb(image)
+        scale = min(1.0, THUMB_SIDE / max(rgb.shape[:2]))
+        if scale < 1.0:
+            rgb = cv2.resize(rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))),
+                             interpolation=cv2.INTER_AREA)
+        save_rgb(thumb, rgb)
+    return thumb
+
+
+def _img(path: Path, out: Path, alt: str, css: str = "", full: Path | None = None) -> str:
+    """An <img> that loads lazily, linked to `full` (default: itself) for the full size."""
+    target = full if full is not None else path
+    return (f'<a href="{_rel(target, out)}"><img src="{_rel(path, out)}" alt="{html.escape(alt)}" loading="lazy" '
+            f'decoding="async"{f" class={css!r}" if css else ""}></a>')
+
+
+@dataclass
+class _Face:
+    name: str
+    source: Path | None
+    info: dict
+    size: float | None = None
+
+
+def _faces(out: Path) -> list[_Face]:
+    faces = []
     codes = out / "codes"
-    for info_path in sorted(codes.rglob("*.json")):
-        try:
-            info = json.loads(info_path.read_text())
-            record = info["record"]
-            Path(record["aligned"]), Path(record["reconstruction"])
-        except (OSError, ValueError, KeyError, TypeError):
+    for info_path in codes.rglob("*.json") if codes.is_dir() else []:
+        info = _read_json(info_path)
+        if not isinstance(info, dict) or not isinstance(info.get("record"), dict):
             continue
+        record = info["record"]
+        if not all(isinstance(record.get(key), str) for key in ("aligned", "reconstruction")):
+            continue
+        meta = _read_json(Path(record["meta"])) if isinstance(record.get("meta"), str) else None
+        source = Path(meta["source"]) if isinstance(meta, dict) and isinstance(meta.get("source"), str) else None
         name = info_path.relative_to(codes).with_suffix("").as_posix()
-        aligned, reconstruction = Path(record["aligned"]), Path(record["reconstruction"])
-        grid = out / "edits" / name / "grid.png"
-        photos = sorted((out / "photos" / name).glob("photo_*.jpg")) if (out / "photos" / name).is_dir() else []
-        source = None
-        if record.get("meta") and Path(record["meta"]).is_file():
-            try:
-                meta = json.loads(Path(record["meta"]).read_text())
-                source = meta.get("source") if isinstance(meta, dict) else None
-            except (OSError, ValueError):
-                source = None
-        metrics = info.get("metrics", {})
-        cells = [f'<figure><img src="{_rel(aligned, out)}" alt="aligned"><figcaption>aligned crop</figcaption></figure>']
-        encoder_only = record.get("encoder_reconstruction")
-        if encoder_only and Path(encoder_only).is_file():
-            cells.append(f'<figure><img src="{_rel(Path(encoder_only), out)}" alt="encoder only"><figcaption>encoder only, '
-                         f'{_quality(metrics.get("start_psnr"), metrics.get("start_lpips"))}</figcaption></figure>')
-        label = f"optimised ({metrics.get('steps', '?')} steps)" if encoder_only else "reconstruction"
-        cells.append(f'<figure><img src="{_rel(reconstruction, out)}" alt="reconstruction"><figcaption>{label}, '
-                     f'{_quality(metrics.get("psnr"), metrics.get("lpips"))}</figcaption></figure>')
-        if grid.is_file():
-            cells.append(f'<figure class="wide"><img src="{_rel(grid, out)}" alt="edits"><figcaption>edits: rows = directions, '
-                         f'columns = strengths (0 = reconstruction)</figcaption></figure>')
-        photos = sorted(photos, key=_edit_and_strength)
-        pasted = "".join(
-            f'<figure><a href="{_rel(p, out)}"><img class="photo" src="{_rel(p, out)}" alt="{html.escape(p.stem)}"></a>'
-            f'<figcaption>{html.escape(_edit_and_strength(p)[0])} at {_edit_and_strength(p)[1]:+g}</figcaption></figure>'
-            for p in photos
-        )
-        sections.append(
-            f"<section><h2>{html.escape(name)}</h2><p class=\"source\">{html.escape(str(source or ''))}</p>"
-            f"<div class=\"row\">{''.join(cells)}</div>"
-            + (f"<h3>edited photos</h3><div class=\"row\">{pasted}</div>" if pasted else "")
-            + "</section>"
-        )
-    failures = out / "aligned" / "failures.jsonl"
-    failed = []
-    if failures.is_file():
-        for line in failures.read_text().splitlines():
+        faces.append(_Face(name, source, info))
+    return sorted(faces, key=lambda face: natural_key(face.name))
+
+
+def _pasted_by_source(out: Path) -> dict[str, list[dict]]:
+    """{photo path: [paste markers of its folders]} (one folder per photo, or per face with --per-face)."""
+    found: dict[str, list[dict]] = {}
+    photos = out / "photos"
+    for marker_path in sorted(photos.glob("*/.paste.json")) if photos.is_dir() else []:
+        marker = _read_json(marker_path)
+        if isinstance(marker, dict) and isinstance(marker.get("photo"), str):
+            marker["folder"] = marker_path.parent
+            found.setdefault(str(Path(marker["photo"]).resolve()), []).append(marker)
+    return found
+
+
+def _face_block(face: _Face, out: Path) -> str:
+    record, metrics = face.info["record"], face.info.get("metrics", {})
+    cells = [f'<figure>{_img(Path(record["aligned"]), out, "aligned crop")}<figcaption>aligned crop</figcaption></figure>']
+    encoder_only = record.get("encoder_reconstruction")
+    if isinstance(encoder_only, str) and Path(encoder_only).is_file():
+        cells.append(f'<figure>{_img(Path(encoder_only), out, "encoder only")}<figcaption>encoder only, '
+                     f'{_quality(metrics.get("start_psnr"), metrics.get("start_lpips"))}</figcaption></figure>')
+    label = f"optimised ({metrics.get('steps', '?')} steps)" if encoder_only else "reconstruction"
+    cells.append(f'<figure>{_img(Path(record["reconstruction"]), out, "reconstruction")}<figcaption>{label}, '
+                 f'{_quality(metrics.get("psnr"), metrics.get("lpips"))}</figcaption></figure>')
+    grid = out / "edits" / face.name / "grid.png"
+    if grid.is_file():
+        cells.append(f'<figure class="wide">{_img(grid, out, "edit grid")}<figcaption>edits: rows = directions, '
+                     f'columns = strengths (0 = reconstruction)</figcaption></figure>')
+    return f'<div class="face" id="face-{html.escape(face.name)}"><h4>{html.escape(face.name)}</h4><div class="row">{"".join(cells)}</div></div>'
+
+
+def _comparison(original_thumb: Path, pasted: Path, out: Path) -> str:
+    """Before/after: the edited photo over the original, revealed up to the slider."""
+    edit, strength = _edit_and_strength(pasted)
+    after = thumbnail(pasted, out)
+    caption = f"{html.escape(edit)} at {strength:+g}"
+    return (f'<figure class="compare"><div class="stack" style="--pos: 50%">'
+            f'<img src="{_rel(original_thumb, out)}" alt="original" loading="lazy" decoding="async">'
+            f'<img class="after" src="{_rel(after, out)}" alt="{caption}" loading="lazy" decoding="async">'
+            f'<input type="range" min="0" max="100" value="50" aria-label="before / after" '
+            f'oninput="this.parentNode.style.setProperty(\'--pos\', this.value + \'%\')"></div>'
+            f'<figcaption>{caption}: left original, right edited; '
+            f'<a href="{_rel(pasted, out)}">full size</a></figcaption></figure>')
+
+
+def _photo_section(source: Path | None, faces: list[_Face], markers: list[dict], out: Path) -> str:
+    title = source.name if source is not None else "faces without a known photo"
+    parts = [f'<section class="photo"><h2>{html.escape(title)}</h2>']
+    untouched = [entry for marker in markers for entry in marker.get("untouched", []) if isinstance(entry, dict)]
+    summary = f"{len(faces)} face(s)"
+    if untouched:
+        limit = next((m.get("min_face_size") for m in markers if m.get("min_face_size") is not None), "?")
+        summary += (f"; left untouched, smaller than {limit} px: "
+                    + ", ".join(f"{html.escape(str(e.get('face')))} ({e.get('size')} px)" for e in untouched))
+    parts.append(f'<p class="source">{html.escape(str(source or ""))} · {summary}</p>')
+    original_thumb = None
+    if source is not None and source.is_file():
+        try:
+            original_thumb = thumbnail(source, out, upright=True)
+            parts.append(f'<div class="row"><figure>{_img(original_thumb, out, "original", "photo", full=source)}'
+                         f'<figcaption>original</figcaption></figure></div>')
+        except (OSError, ValueError):  # UnreadableImage is a ValueError
+            original_thumb = None
+    pasted = [Path(p) for marker in markers for p in marker.get("outputs", [])
+              if isinstance(p, str) and Path(p).name.startswith("photo_") and Path(p).suffix in (".jpg", ".png") and Path(p).is_file()]
+    if pasted and original_thumb is not None:
+        pasted.sort(key=lambda p: (natural_key(p.parent.name), _edit_and_strength(p)))
+        parts.append('<h3>edited photos</h3><div class="row">'
+                     + "".join(_comparison(original_thumb, p, out) for p in pasted) + "</div>")
+    sweeps = [Path(p) for marker in markers for p in marker.get("outputs", [])
+              if isinstance(p, str) and Path(p).suffix in (".mp4", ".gif") and Path(p).is_file()]
+    if sweeps:
+        figures = []
+        for sweep in sorted(sweeps):
+            media = (f'<video src="{_rel(sweep, out)}" controls loop muted playsinline preload="metadata"></video>'
+                     if sweep.suffix == ".mp4" else f'<img src="{_rel(sweep, out)}" alt="sweep" loading="lazy">')
+            figures.append(f'<figure class="sweep">{media}<figcaption>sweep of {html.escape(sweep.parent.name)}: '
+                           f'{html.escape(sweep.stem[len("photo_"):])}</figcaption></figure>')
+        parts.append('<h3>sweeps</h3><div class="row">' + "".join(figures) + "</div>")
+    parts.append("<h3>faces</h3>" + "".join(_face_block(face, out) for face in faces))
+    return "".join(parts) + "</section>"
+
+
+FAILURE_FILES = (("aligned", "alignment", "source"), ("codes", "inversion", "aligned"), ("edits", "editing", "code"))
+
+
+def _failures(out: Path) -> list[tuple[str, str, str]]:
+    """(stage, file, reason in words) of every item a stage could not use."""
+    rows = []
+    for folder, stage, key in FAILURE_FILES:
+        path = out / folder / "failures.jsonl"
+        if not path.is_file():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
             try:
                 record = json.loads(line)
-                reason = record.get("reason") or record["error"]
-                failed.append(f"<li>{html.escape(str(record['source']))}: {html.escape(str(reason))}</li>")
-            except (ValueError, KeyError, TypeError, AttributeError):
+                rows.append((stage, str(record.get(key) or record.get("source") or "?"),
+                             str(record.get("reason") or record.get("error") or "unknown reason")))
+            except (ValueError, AttributeError):
                 continue
+    return list(dict.fromkeys(rows))
+
+
+def _header_html(header: ReportHeader | None, out: Path) -> str:
+    if header is None:
+        return ""
+    rows = [("generator", f"{header.generator} (sha256 {header.generator_sha256[:12]}…, {header.generator_format}, "
+                          f"{header.resolution}×{header.resolution})")]
+    rows.append(("encoder", f"{header.encoder} (sha256 {header.encoder_sha256[:12]}…)" if header.encoder and header.encoder_sha256
+                 else header.encoder or "none: optimisation from the mean code"))
+    rows += sorted(header.settings.items())
+    table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    banner = f'<p class="banner" role="alert">{html.escape(DEMO_WARNING)}</p>' if header.demo else ""
+    link = ""
+    if header.directions_page is not None and Path(header.directions_page).is_file():
+        link = (f'<p><a href="{_rel(header.directions_page, out)}">What the directions do</a>: samples moved along each '
+                f'direction, its layers and its share of the eigenvalue spectrum.</p>')
+    return f'{banner}<table class="settings">{table}</table>{link}'
+
+
+def write_index(out: Path, title: str, header: ReportHeader | None = None) -> Path:
+    _used_thumbnails.clear()
+    faces = _faces(out)
+    markers = _pasted_by_source(out)
+    by_source: dict[str, list[_Face]] = {}
+    for face in faces:
+        by_source.setdefault(str(face.source.resolve()) if face.source is not None else "", []).append(face)
+    sections = []
+    for key in sorted(by_source, key=lambda k: natural_key(Path(k).name if k else "~")):
+        source = Path(key) if key else None
+        sections.append(_photo_section(source, by_source[key], markers.get(key, []), out))
+    failures = _failures(out)
+    failed = "".join(f"<tr><td>{html.escape(stage)}</td><td>{html.escape(Path(item).name)}</td><td>{html.escape(reason)}</td></tr>"
+                     for stage, item, reason in failures)
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+.banner {{ background: #fff3cd; border: 1px solid #e0c36a; padding: 0.6em 1em; font-weight: 600; }}
+table {{ border-collapse: collapse; font-size: 0.9em; }} th, td {{ text-align: left; padding: 2px 10px; vertical-align: top; }}
 .row {{ display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }}
-figure {{ margin: 0; }} figure img {{ width: 192px; image-rendering: auto; }} figure.wide img {{ width: auto; max-width: 100%; max-height: 420px; }}
-figure img.photo {{ width: auto; height: 220px; border: 1px solid #ddd; }}
+figure {{ margin: 0; }} figure img {{ width: 192px; }} figure.wide img {{ width: auto; max-width: 100%; max-height: 420px; }}
+figure img.photo {{ width: auto; height: 240px; border: 1px solid #ddd; }}
+.compare .stack {{ position: relative; display: inline-block; }}
+.compare .stack img {{ display: block; width: auto; height: 240px; }}
+.compare .stack img.after {{ position: absolute; top: 0; left: 0; clip-path: inset(0 0 0 var(--pos)); }}
+.compare .stack input {{ position: absolute; left: 0; bottom: 4px; width: 100%; margin: 0; }}
+.sweep video, .sweep img {{ max-height: 320px; width: auto; }}
 figcaption, .source {{ color: #666; font-size: 0.85em; }}
-section {{ border-top: 1px solid #ddd; padding-top: 1em; margin-top: 1em; }}
+section.photo {{ border-top: 1px solid #ddd; padding-top: 1em; margin-top: 1em; }}
+.face h4 {{ margin: 0.8em 0 0.3em; font-weight: 600; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
+{_header_html(header, out)}
 {''.join(sections) or '<p>No faces were inverted.</p>'}
-{('<h2>Not aligned</h2><ul>' + ''.join(dict.fromkeys(failed)) + '</ul>') if failed else ''}
+{('<h2>Could not be used</h2><table><tr><th>stage</th><th>file</th><th>why</th></tr>' + failed + '</table>') if failed else ''}
 </body></html>
 """
-    return atomic.write_text(out / "index.html", page)
+    written = atomic.write_text(out / "index.html", page)
+    thumbs = out / "report" / "thumbs"
+    for stale in thumbs.glob("*.jpg") if thumbs.is_dir() else []:
+        if stale.name not in _used_thumbnails:  # of photos replaced or edits redone since
+            stale.unlink(missing_ok=True)
+    return written

@@ -12,7 +12,7 @@ settings into the same OUT never returns the old results. OUT is locked while a 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -23,14 +23,17 @@ from common.layer_spec import format_layer_spec, parse_layer_spec
 from common.output_folder import check_output_path, claimed_output_folder
 from common.photo_io import DEFAULT_MAX_PIXELS
 from editing.edit_spec import parse_edit_for
-from editing.paste_back import MASK_KINDS
-from editing.stage import ANIMATIONS, EditOptions, run_edit
+from common.photo_output import DEFAULT_QUALITY
+from editing.photo_composite import MIN_FACE_SIZE
+from editing.stage import EditOptions, run_edit
 from factorization.stage import DIRECTIONS_NAME, run_factorize, store_labels
 from generators.checkpoint import load_checkpoint
 from inversion.optimize import InversionSettings
 from inversion.perceptual import find_vgg_weights
 from inversion.stage import require_invertible, run_invert
-from pipeline.report import write_index
+from common.fingerprint import content_sha256
+from factorization.preview import PreviewSettings
+from pipeline.report import DEMO_WARNING, ReportHeader, write_index
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_GENERATOR = ASSETS / "example-stylegan2-64.pt"
@@ -53,13 +56,22 @@ class RunOptions:
     batch_size: int | None = None  # None: chosen for the device
     largest: bool = False
     mask: str = "face"
+    per_face: bool = False
+    min_face_size: int = MIN_FACE_SIZE
+    quality: int = DEFAULT_QUALITY
     animate: str | None = None
+    preview: bool = False  # render the directions page's sample grids (factorize --preview)
     seed: int = 0
     max_pixels: int = DEFAULT_MAX_PIXELS
 
     def inversion_settings(self) -> InversionSettings:
         return InversionSettings(steps=self.steps, lr=self.lr, lambda_perceptual=self.lambda_perceptual,
                                  lambda_encoder=self.lambda_encoder, seed=self.seed)
+
+    def edit_options(self, photos_dir: Path) -> EditOptions:
+        return EditOptions(paste_back=True, mask=self.mask, animate=self.animate, photos_dir=photos_dir,
+                           max_pixels=self.max_pixels, quality=self.quality, min_face_size=self.min_face_size,
+                           per_face=self.per_face)
 
     def align_options(self) -> AlignOptions:
         return AlignOptions(size=self.size, largest=self.largest, max_pixels=self.max_pixels)
@@ -72,10 +84,7 @@ def validate_run_options(options: RunOptions, latent_dim: int) -> None:
     options.inversion_settings().validate()
     if options.perceptual not in ("auto", "lpips", "none"):
         raise UserError(f"--perceptual {options.perceptual!r}: expected auto, lpips or none")
-    if options.mask not in MASK_KINDS:
-        raise UserError(f"--mask {options.mask!r}: expected one of {', '.join(MASK_KINDS)}")
-    if options.animate not in (None, *ANIMATIONS):
-        raise UserError(f"--animate {options.animate!r}: expected gif or mp4")
+    options.edit_options(Path(".")).validate()
     if not 1 <= options.num_directions <= latent_dim:
         raise UserError(f"-K {options.num_directions}: must be between 1 and the latent size {latent_dim}")
     if options.batch_size is not None and options.batch_size < 1:
@@ -95,6 +104,7 @@ def run_pipeline(
     device: str = "auto",
     say: Callable[[str], None] = lambda message: None,
     shared_dir: Path | None = None,
+    generator_label: str | None = None,
 ) -> dict:
     check_output_path(out)
     if photos != "-" and not Path(photos).exists():
@@ -117,13 +127,33 @@ def run_pipeline(
                 "(`sefa-edit models fetch vgg16` once to add LPIPS)")
     elif perceptual == "lpips":
         find_vgg_weights(options.vgg, shared_dir)
+    demo = generator.resolve() == DEFAULT_GENERATOR.resolve()
+    if demo:
+        say(f"warning: {DEMO_WARNING}")
+    header = ReportHeader(
+        generator=generator_label or str(generator), generator_sha256=checkpoint.sha256, generator_format=checkpoint.format,
+        resolution=checkpoint.resolution, encoder=str(encoder) if encoder is not None else None,
+        encoder_sha256=content_sha256(encoder) if encoder is not None and Path(encoder).is_file() else None,
+        settings=_settings_shown(options, factorize_layers, perceptual), demo=demo)
     with claimed_output_folder(out):
         return _run_stages(photos, out, generator, checkpoint.sha256, encoder, options, factorize_layers, perceptual, device,
-                           say, shared_dir)
+                           say, shared_dir, header)
+
+
+def _settings_shown(options: RunOptions, factorize_layers: str, perceptual: str) -> dict[str, str]:
+    """Every setting that changes what the report shows, as the user would write it."""
+    return {
+        "aligned size": f"{options.size} px", "inversion": f"{options.steps} steps, lr {options.lr}, seed {options.seed}",
+        "losses": f"pixel + {perceptual} x{options.lambda_perceptual} + encoder x{options.lambda_encoder}",
+        "directions": f"top {options.num_directions} of layers {factorize_layers}" + (f", labels {options.labels}" if options.labels else ""),
+        "edits": " ".join(f"--edit {text}" for text in options.edits),
+        "paste-back": f"{options.mask} mask, " + ("one photo per face" if options.per_face else "every face per photo")
+                      + f", faces under {options.min_face_size} px untouched, JPEG quality {options.quality}",
+    }
 
 
 def _run_stages(photos, out, generator, generator_sha256, encoder, options, factorize_layers, perceptual, device, say,
-                shared_dir) -> dict:
+                shared_dir, header: ReportHeader) -> dict:
     times: dict[str, float] = {}
 
     start = time.perf_counter()
@@ -144,21 +174,25 @@ def _run_stages(photos, out, generator, generator_sha256, encoder, options, fact
         directions_dir = out / "directions" / f"{generator_sha256[:16]}_{factorize_layers.replace(',', '+')}"
         directions_file = directions_dir / DIRECTIONS_NAME
         cached = directions_file.is_file() and _count(directions_file) == options.num_directions
+        if options.preview and not (directions_dir / "preview").is_dir():
+            cached = False
         if not cached:
-            run_factorize(generator, directions_dir, factorize_layers, options.num_directions, options.labels, None, device)
+            run_factorize(generator, directions_dir, factorize_layers, options.num_directions, options.labels,
+                          PreviewSettings() if options.preview else None, device)
         elif options.labels is not None:
             store_labels(options.labels, directions_dir)
         times["factorize"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        edit_options = EditOptions(paste_back=True, mask=options.mask, animate=options.animate, photos_dir=out / "photos",
-                                   max_pixels=options.max_pixels)
+        edit_options = options.edit_options(out / "photos")
         edit_summary = run_edit(str(out / "codes"), out / "edits", generator, directions_file, list(options.edits),
                                 edit_options, device, say=say)
         times["edit"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    index = write_index(out, title=f"sefa-edit run of {photos}")
+    if align_summary.crops:
+        header = replace(header, directions_page=directions_dir / "index.html")
+    index = write_index(out, title=f"sefa-edit run of {photos}", header=header)
     times["report"] = time.perf_counter() - start
     return {
         "index": str(index.resolve()),

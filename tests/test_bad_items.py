@@ -172,7 +172,7 @@ def test_edit_lists_and_skips_a_bad_sidecar(codes, aligned, directions, tmp_path
     summary = run_edit(str(folder), tmp_path / "out", GENERATOR, directions, ["0=1"], EditOptions(paste_back=True), "cpu")
     assert summary["edited"] == 1 and summary["failed"] == 1
     assert words in failures_of(tmp_path / "out")["face0.npy"]["reason"]
-    assert (tmp_path / "out" / "face1" / "photo_dir00_+1p00.jpg").is_file()
+    assert (tmp_path / "out" / "photos" / "two_people" / "photo_dir00_+1p00.jpg").is_file()
 
 
 def test_bad_directions_stop_edit_in_one_line(codes, directions, tmp_path):

@@ -67,13 +67,15 @@ def test_edit_writes_images_grid_and_sweep_with_zero_as_reconstruction(setup, tm
     assert summary == {"edited": 2, "skipped": 0, "failed": 0, "redone": 0}
     folder = tmp_path / "face_0"
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == sorted([
-        "dir00_-2p00.png", "dir00_+0p00.png", "dir00_+2p00.png", "age_+1p50.png", "grid.png", "dir00.gif", "age.gif"])
+        "dir00_-2p00.png", "dir00_+0p00.png", "dir00_+2p00.png", "age_+1p50.png", "grid.png", "dir00.gif", "age.gif",
+        "reconstruction.png"])
     code = torch.from_numpy(np.load(codes / "face_0.npy"))[None]
     with torch.no_grad():
         reconstruction = generator.synthesis(code)
     from common.images import tensor_to_uint8
 
     np.testing.assert_array_equal(read_rgb(folder / "dir00_+0p00.png"), tensor_to_uint8(reconstruction)[0])
+    np.testing.assert_array_equal(read_rgb(folder / "reconstruction.png"), tensor_to_uint8(reconstruction)[0])
     grid = read_rgb(folder / "grid.png")  # 2 rows (edits) x 4 columns (-2, 0, 1.5, 2), labelled
     left = grid.shape[1] - (4 * 32 + 5 * 4)
     assert grid.shape[0] == LABEL_HEADER + 2 * 32 + 3 * 4 and left > 20  # room for the row names

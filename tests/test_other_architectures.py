@@ -60,7 +60,7 @@ def test_run_with_the_idinvert_generator_loads_its_encoder_and_edits(idinvert_pa
     assert np.load(out / "codes" / "obama_small_0.npy").shape == (12, 24)
     grid = read_rgb(out / "edits" / "obama_small_0" / "grid.png")
     assert grid.std() > 5
-    pasted = sorted((out / "photos" / "obama_small_0").glob("*.jpg"))
+    pasted = sorted((out / "photos" / "obama_small").glob("*.jpg"))
     assert len(pasted) == 3
     assert (out / "index.html").is_file()
 
@@ -72,7 +72,7 @@ def test_run_with_a_stylegan1_generator(stylegan1, tmp_path):
                  "--edit", "1=-2,2", "--perceptual", "none", "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert np.load(out / "codes" / "obama_small_0.npy").shape == (8, 16)
-    assert len(list((out / "edits" / "obama_small_0").glob("*.png"))) == 3  # two strengths + the grid
+    assert len(list((out / "edits" / "obama_small_0").glob("*.png"))) == 4  # two strengths, the reconstruction, the grid
 
 
 def test_invert_refuses_pggan_and_w_space_without_shared_w(pggan, idinvert_pair, tmp_path):

@@ -57,11 +57,19 @@ def test_run_writes_every_stage_and_a_report(complete_run):
     assert len(list((out / "directions").glob("*/directions.npz"))) == 1
     for face in ("obama_small_0", "two_people_0", "two_people_1"):
         assert (out / "edits" / face / "grid.png").is_file()
-        pasted = sorted(p.name for p in (out / "photos" / face).glob("*.jpg"))
+    # one picture per photo, edit and strength, with every face of the photo edited
+    assert sorted(p.name for p in (out / "photos").iterdir()) == ["obama_small", "two_people"]
+    for photo in ("obama_small", "two_people"):
+        pasted = sorted(p.name for p in (out / "photos" / photo).glob("*.jpg"))
         assert pasted == ["photo_dir00_+0p00.jpg", "photo_dir00_+2p00.jpg", "photo_dir00_-2p00.jpg", "photo_dir03_+1p00.jpg"]
-    # a pasted photo keeps the original's full size
+    # a pasted photo keeps the original's full size, and both faces of two_people changed in it
     original = read_rgb(PORTRAITS / "two_people.jpg")
-    assert read_rgb(out / "photos" / "two_people_1" / "photo_dir03_+1p00.jpg").shape == original.shape
+    pasted = read_rgb(out / "photos" / "two_people" / "photo_dir03_+1p00.jpg")
+    assert pasted.shape == original.shape
+    for face in ("two_people_0", "two_people_1"):
+        quad = np.array(json.loads((out / "aligned" / f"{face}.json").read_text())["quad"])
+        x, y = quad.mean(axis=0).astype(int)
+        assert np.abs(pasted[y - 10 : y + 10, x - 10 : x + 10].astype(int) - original[y - 10 : y + 10, x - 10 : x + 10]).mean() > 10
     page = (out / "index.html").read_text()
     assert "codes/two_people_1_rec.png" in page and "edits/obama_small_0/grid.png" in page and "dogs.jpg" in page
     # the bundled encoder's own reconstruction beside the optimised one, each with its PSNR

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-import editing.stage as edit_stage
+import common.sweeps as sweeps
 from alignment.stage import AlignOptions, run_align
 from common.errors import OutputError, UserError
 from common.naming import unique_stems
@@ -196,7 +196,7 @@ def test_edit_redoes_changed_edits_and_removes_outputs_no_longer_made(tmp_path):
     summary = run_edit(str(tmp_path / "codes"), target, GENERATOR, directions, ["0=3"], EditOptions(), "cpu")
     assert summary["redone"] == 1 and summary["edited"] == 1
     assert sorted(p.name for p in (target / "obama_small_0").iterdir() if not p.name.startswith(".")) == [
-        "dir00_+3p00.png", "grid.png"]
+        "dir00_+3p00.png", "grid.png", "reconstruction.png"]
 
 
 def test_run_labels_are_applied_when_the_directions_are_cached(tmp_path):
@@ -225,32 +225,19 @@ def test_a_second_process_on_the_same_out_is_refused(tmp_path):
 def test_an_incomplete_mp4_is_never_kept_nor_counted_done(tmp_path, monkeypatch):
     run_pipeline(str(PORTRAITS / "obama_small.jpg"), tmp_path, GENERATOR, ENCODER, FAST_RUN, "cpu")
     directions = next((tmp_path / "directions").glob("*/directions.npz"))
-    real_writer = edit_stage.cv2.VideoWriter
+    real_encoder = sweeps.encode_h264
 
-    class DiskFullWriter:
-        """Writes the first two frames, then silently nothing, as OpenCV does when the disk fills up."""
+    def disk_full_encoder(path, sequence):
+        """Encodes the first two frames, then silently nothing, as a writer does when the disk fills up."""
+        real_encoder(path, sequence[:2])
 
-        def __init__(self, *args):
-            self.inner, self.count = real_writer(*args), 0
-
-        def isOpened(self):
-            return self.inner.isOpened()
-
-        def write(self, frame):
-            self.count += 1
-            if self.count <= 2:
-                self.inner.write(frame)
-
-        def release(self):
-            self.inner.release()
-
-    monkeypatch.setattr(edit_stage.cv2, "VideoWriter", DiskFullWriter)
+    monkeypatch.setattr(sweeps, "encode_h264", disk_full_encoder)
     with pytest.raises(OutputError, match=r"dir00\.mp4: cannot write"):
         run_edit(str(tmp_path / "codes"), tmp_path / "e", GENERATOR, directions, ["0=-1:1:3"], EditOptions(animate="mp4"), "cpu")
     folder = tmp_path / "e" / "obama_small_0"
     assert not (folder / "dir00.mp4").exists() and not (folder / ".edit.json").exists()
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp.mp4")]
-    monkeypatch.setattr(edit_stage.cv2, "VideoWriter", real_writer)
+    monkeypatch.setattr(sweeps, "encode_h264", real_encoder)
     summary = run_edit(str(tmp_path / "codes"), tmp_path / "e", GENERATOR, directions, ["0=-1:1:3"], EditOptions(animate="mp4"), "cpu")
     assert summary["edited"] == 1 and (folder / "dir00.mp4").stat().st_size > 0
 
