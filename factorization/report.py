@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from common import atomic
+from common.demo_models import DEMO_WARNING
 from common.layer_spec import format_layer_spec
 from factorization.spectrum import spectrum_svg
 
@@ -23,6 +24,7 @@ def write_report(
     preview_paths: Sequence[Path],
     strengths: Sequence[float],
     labels: dict | None = None,
+    demo: bool = False,
 ) -> Path:
     """`labels`: {name: DirectionLabel} from labels.json; each direction's heading names its labels."""
     total = float(np.clip(all_eigenvalues, 0, None).sum()) or 1.0
@@ -53,8 +55,10 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 img {{ max-width: 100%; image-rendering: auto; border: 1px solid #ddd; }}
 table {{ border-collapse: collapse; font-size: 0.9em; }} th, td {{ text-align: left; padding: 2px 10px; }}
 small {{ color: #666; font-weight: normal; }}
+.banner {{ background: #fff3cd; border: 1px solid #e0c36a; padding: 0.6em 1em; font-weight: 600; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
+{f'<p class="banner" role="alert">{html.escape(DEMO_WARNING)}</p>' if demo else ''}
 <table>{info}<tr><th>layers</th><td>{html.escape(layers_text)}</td></tr></table>
 <h2>Eigenvalue spectrum</h2>
 {spectrum_svg(all_eigenvalues, highlight=len(eigenvalues))}

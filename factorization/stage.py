@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import atomic, images
+from common.demo_models import is_demo_generator
 from common.devices import resolve_device
 from common.directions_file import LABELS_NAME, DirectionsFile, load_directions, load_labels
 from common.errors import UserError
@@ -111,5 +112,6 @@ def _write_outputs(checkpoint, checkpoint_path: Path, directions: DirectionsFile
         preview_paths=preview_paths,
         strengths=list(strengths(preview)) if preview else [],
         labels=load_labels(out_dir / LABELS_NAME, num_directions) if (out_dir / LABELS_NAME).is_file() else None,
+        demo=is_demo_generator(checkpoint_path),
     )
     return FactorizeResult(directions_path, num_directions, directions.layers, seconds, report)

@@ -21,12 +21,12 @@ from pathlib import Path
 import cv2
 
 from common import atomic
+from common.demo_models import DEMO_WARNING
 from common.fingerprint import content_sha256
 from common.images import read_rgb, save_rgb
 from common.photo_io import read_photo
 
 _used_thumbnails: set[str] = set()  # by the page being written; the others are stale and removed
-DEMO_WARNING = "untrained demo model: shows the mechanics, not faces; use -g NAME for real edits"
 THUMB_SIDE = 640
 
 
@@ -135,7 +135,7 @@ def _pasted_by_source(out: Path) -> dict[str, list[dict]]:
     return found
 
 
-def _face_block(face: _Face, out: Path) -> str:
+def _face_block(face: _Face, out: Path, untouched: dict[str, object]) -> str:
     record, metrics = face.info["record"], face.info.get("metrics", {})
     cells = [f'<figure>{_img(Path(record["aligned"]), out, "aligned crop")}<figcaption>aligned crop</figcaption></figure>']
     encoder_only = record.get("encoder_reconstruction")
@@ -149,7 +149,10 @@ def _face_block(face: _Face, out: Path) -> str:
     if grid.is_file():
         cells.append(f'<figure class="wide">{_img(grid, out, "edit grid")}<figcaption>edits: rows = directions, '
                      f'columns = strengths (0 = reconstruction)</figcaption></figure>')
-    return f'<div class="face" id="face-{html.escape(face.name)}"><h4>{html.escape(face.name)}</h4><div class="row">{"".join(cells)}</div></div>'
+    note = (f' <small>left untouched in the photo: {untouched[face.name]} px, under the size limit</small>'
+            if face.name in untouched else "")
+    return (f'<div class="face" id="face-{html.escape(face.name)}"><h4>{html.escape(face.name)}{note}</h4>'
+            f'<div class="row">{"".join(cells)}</div></div>')
 
 
 def _comparison(original_thumb: Path, pasted: Path, out: Path) -> str:
@@ -200,7 +203,8 @@ def _photo_section(source: Path | None, faces: list[_Face], markers: list[dict],
             figures.append(f'<figure class="sweep">{media}<figcaption>sweep of {html.escape(sweep.parent.name)}: '
                            f'{html.escape(sweep.stem[len("photo_"):])}</figcaption></figure>')
         parts.append('<h3>sweeps</h3><div class="row">' + "".join(figures) + "</div>")
-    parts.append("<h3>faces</h3>" + "".join(_face_block(face, out) for face in faces))
+    small = {str(entry.get("face")): entry.get("size") for entry in untouched}
+    parts.append("<h3>faces</h3>" + "".join(_face_block(face, out, small) for face in faces))
     return "".join(parts) + "</section>"
 
 
@@ -272,7 +276,7 @@ figure img.photo {{ width: auto; height: 240px; border: 1px solid #ddd; }}
 .sweep video, .sweep img {{ max-height: 320px; width: auto; }}
 figcaption, .source {{ color: #666; font-size: 0.85em; }}
 section.photo {{ border-top: 1px solid #ddd; padding-top: 1em; margin-top: 1em; }}
-.face h4 {{ margin: 0.8em 0 0.3em; font-weight: 600; }}
+.face h4 {{ margin: 0.8em 0 0.3em; font-weight: 600; }} .face h4 small {{ color: #a05a00; font-weight: normal; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 {_header_html(header, out)}

@@ -33,11 +33,11 @@ from inversion.perceptual import find_vgg_weights
 from inversion.stage import require_invertible, run_invert
 from common.fingerprint import content_sha256
 from factorization.preview import PreviewSettings
-from pipeline.report import DEMO_WARNING, ReportHeader, write_index
+from common.demo_models import DEMO_ENCODER, DEMO_GENERATOR, DEMO_WARNING, is_demo_generator
+from pipeline.report import ReportHeader, write_index
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEFAULT_GENERATOR = ASSETS / "example-stylegan2-64.pt"
-DEFAULT_ENCODER = ASSETS / "example-encoder.pt"
+DEFAULT_GENERATOR = DEMO_GENERATOR
+DEFAULT_ENCODER = DEMO_ENCODER
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def run_pipeline(
                 "(`sefa-edit models fetch vgg16` once to add LPIPS)")
     elif perceptual == "lpips":
         find_vgg_weights(options.vgg, shared_dir)
-    demo = generator.resolve() == DEFAULT_GENERATOR.resolve()
+    demo = is_demo_generator(generator)
     if demo:
         say(f"warning: {DEMO_WARNING}")
     header = ReportHeader(

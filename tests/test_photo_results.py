@@ -18,7 +18,8 @@ from PIL import Image
 from common.images import read_rgb
 from common.photo_io import read_photo
 from common.sweeps import read_video_frames, video_codec
-from pipeline.report import DEMO_WARNING, natural_key
+from common.demo_models import DEMO_WARNING
+from pipeline.report import natural_key
 from tests.conftest import SHARED
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,7 +177,7 @@ def test_report_explains_what_made_it(run_out):
     directions_page = next((out / "directions").glob("*/index.html"))
     assert os.path.relpath(directions_page, out) in page
     directions_html = directions_page.read_text()
-    assert "of the spectrum" in directions_html and "layers 0-9" in directions_html
+    assert DEMO_WARNING in directions_html and "of the spectrum" in directions_html and "layers 0-9" in directions_html
     assert len(list((directions_page.parent / "preview").glob("*.png"))) == 5
     # lazy images, thumbnails that link to the full-size photo
     assert page.count("<img") == page.count('loading="lazy"')
