@@ -101,8 +101,9 @@ def paste_photos(faces: list[EditedFace], photos_dir: Path, specs: list[EditSpec
     for group in track(group_faces(faces, settings.per_face), "pasting back", unit="photos"):
         try:
             record = _paste_group(group, photos_dir / group.name, specs, settings, say)
-        except (UnreadableImage, BadSidecar, ValueError) as exc:
-            failures.add(group.source, "bad_photo", f"cannot paste back into this photo: {exc}")
+        except (UnreadableImage, BadSidecar, ValueError, OSError) as exc:  # reading; a failed write is OutputError
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            failures.add(group.source, "bad_photo", f"cannot paste back into this photo: {reason}")
             continue
         for face in group.faces:
             records[face.name] = record
