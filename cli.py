@@ -18,7 +18,9 @@ from typing import List, Optional
 
 import typer
 
+from common.demo_models import DEMO_WARNING
 from common.errors import UserError
+from common.output_folder import check_output_path
 from common.validate import require_finite
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Edit real face photos with StyleGAN + SeFa.")
@@ -260,8 +262,9 @@ def edit(
     codes: str = typer.Argument(..., help="Folder of codes from `invert`, one .npy, or - for invert's JSON lines."),
     out: Path = typer.Argument(..., help="Output folder: one sub-folder of edits per input."),
     generator: Path = typer.Option(..., "--generator", "-g", help="The generator the codes were inverted with."),
-    directions: Path = typer.Option(..., "--directions", "-d", help="directions.npz from `factorize` (labels.json beside it)."),
-    edits: List[str] = typer.Option(..., "--edit", help="DIRECTION=STRENGTHS: 0=-3:3:7, age=+2, 1=-2,0,2 (repeatable)."),
+    directions: Optional[Path] = typer.Option(None, "--directions", "-d", help="directions.npz from `factorize` (labels.json beside it); needed by --edit."),
+    edits: Optional[List[str]] = typer.Option(None, "--edit", help="DIRECTION=STRENGTHS: 0=-3:3:7, age=+2, 1=-2,0,2 (repeatable)."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="A recipe from `sefa-edit ui` (several moves at once), applied to every code."),
     layers: Optional[str] = typer.Option(None, "--layers", "-l", help="Layers to move (default: the directions' own)."),
     paste_back: bool = typer.Option(False, "--paste-back", help="Also write each original photo with its faces edited (OUT/photos)."),
     mask: str = typer.Option("face", "--mask", help="Paste-back region: face (landmark hull) or crop (the whole aligned square)."),
@@ -279,7 +282,8 @@ def edit(
 
     options = EditOptions(layers=layers, paste_back=paste_back, mask=mask, animate=animate, force=force, overwrite=overwrite,
                           max_pixels=max_pixels, quality=quality, min_face_size=min_face_size, per_face=per_face)
-    summary = run_edit(codes, out, _weights(generator), directions, list(edits), options, device, emit=_emit, say=_say)
+    summary = run_edit(codes, out, _weights(generator), directions, list(edits or []), options, device, emit=_emit, say=_say,
+                       recipe_path=recipe)
     _say(f"edited {summary['edited']} code(s), {summary['skipped']} already done, {summary['failed']} failed")
     _finish(summary["edited"] + summary["skipped"])
 
@@ -306,6 +310,7 @@ def run(
     quality: int = typer.Option(95, "--quality", help=QUALITY_HELP),
     animate: Optional[str] = typer.Option(None, "--animate", help="Also write sweeps of the crops and the photos: gif or mp4 (H.264)."),
     preview: bool = typer.Option(False, "--preview", help="Render the directions page: samples x strengths per direction, to pick and label directions."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="A recipe from `sefa-edit ui`: its moves together on every face (instead of the default edits)."),
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", help=MAX_PIXELS_HELP),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
@@ -318,7 +323,7 @@ def run(
         generator_path = DEFAULT_GENERATOR
         encoder = _weights(encoder) if encoder is not None else DEFAULT_ENCODER if DEFAULT_ENCODER.is_file() else None
     options = RunOptions(
-        edits=tuple(edits) if edits else RunOptions.edits, factorize_layers=layers, num_directions=num_directions,
+        edits=tuple(edits) if edits else () if recipe is not None else RunOptions.edits, recipe=recipe, factorize_layers=layers, num_directions=num_directions,
         labels=labels, size=size, steps=steps, batch_size=_batch_size(batch_size), perceptual=perceptual, vgg=vgg, largest=largest,
         mask=mask, animate=animate, max_pixels=max_pixels, quality=quality, min_face_size=min_face_size, per_face=per_face,
         preview=preview,
@@ -350,6 +355,39 @@ def sample(
     written = run_sample(_weights(generator), out, settings, device, emit=_emit)
     _say(f"wrote {written} sample(s) to {out}")
     _finish(written)
+
+
+@app.command()
+def ui(
+    out: Path = typer.Argument(Path("sefa-edit-ui"), help="Working folder: aligned crops, codes, directions, uploads, saved photos and recipes (an existing `run` OUT works)."),
+    generator: Optional[str] = typer.Option(None, "--generator", "-g", help="Checkpoint file or model name (default: the bundled demo)."),
+    encoder: Optional[Path] = typer.Option(None, "--encoder", "-e", help="Encoder (default: the one published with -g, or the bundled one)."),
+    directions: Optional[Path] = typer.Option(None, "--directions", "-d", help="directions.npz (default: computed into OUT, as `run` does)."),
+    num_directions: int = typer.Option(10, "-K", "--num-directions", help="Sliders (directions computed when -d is not given)."),
+    layers: str = typer.Option("all", "--layers", "-l", help="Layers to factorise when -d is not given."),
+    steps: int = typer.Option(100, "--steps", help="Default inversion steps (settable in the page)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to serve on (127.0.0.1: this machine only)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default: a free one, printed)."),
+    share: bool = typer.Option(False, "--share", help="Also publish through a public gradio.live link (off unless asked)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+) -> None:
+    """The interactive editor: sliders over your own photo, in a local web page (Gradio)."""
+    from pipeline.editor_session import EditorSession
+    from pipeline.run import DEFAULT_ENCODER, DEFAULT_GENERATOR
+
+    if generator:
+        generator_path, encoder = _generator_and_encoder(generator, encoder)
+    else:
+        generator_path = DEFAULT_GENERATOR
+        encoder = _weights(encoder) if encoder is not None else DEFAULT_ENCODER if DEFAULT_ENCODER.is_file() else None
+    check_output_path(out)
+    session = EditorSession(out, generator_path, encoder, directions, device, num_directions, layers,
+                            generator_label=generator or "the bundled demo generator", shared_dir=_shared_dir())
+    if session.demo:
+        _say(f"warning: {DEMO_WARNING}")
+    from pipeline.ui_app import launch
+
+    launch(session, host=host, port=port, share=share, steps=steps, say=_say)
 
 
 @app.command("train-encoder")

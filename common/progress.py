@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Callable, Iterable, Iterator, TextIO, TypeVar
 
 from rich.console import Console
@@ -19,6 +21,26 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 T = TypeVar("T")
 DEFAULT_STATUS_SECONDS = 5.0
+Listener = Callable[[str, int, "int | None"], None]
+_listener: ContextVar[Listener | None] = ContextVar("sefa_edit_progress_listener", default=None)
+
+
+@contextmanager
+def listen(callback: Listener) -> Iterator[None]:
+    """Within this block, every `track` item and every `report_progress` call goes to `callback(description,
+    done, total)` too: how a caller that is not a terminal (the web UI's progress bar) follows a stage."""
+    token = _listener.set(callback)
+    try:
+        yield
+    finally:
+        _listener.reset(token)
+
+
+def report_progress(description: str, done: int, total: int | None) -> None:
+    """Progress inside one item (an inversion's steps), for a listener if there is one."""
+    callback = _listener.get()
+    if callback is not None:
+        callback(description, done, total)
 
 
 def status_seconds() -> float:
@@ -56,10 +78,21 @@ def track(items: Iterable[T], description: str, total: int | None = None,
     batches of images advance the count by their images."""
     if total is None and hasattr(items, "__len__"):
         total = sum(weight(item) for item in items)  # type: ignore[union-attr]
+    if _listener.get() is not None:
+        items = _reporting(items, description, total, weight)
     if sys.stderr.isatty():
         yield from _bar(items, description, total, weight)
     else:
         yield from _status_lines(items, description, total, weight, unit, sys.stderr, status_seconds())
+
+
+def _reporting(items: Iterable[T], description: str, total: int | None, weight: Callable[[T], int]) -> Iterator[T]:
+    done = 0
+    report_progress(description, 0, total)
+    for item in items:
+        yield item
+        done += weight(item)
+        report_progress(description, done, total)
 
 
 def _bar(items: Iterable[T], description: str, total: int | None, weight: Callable[[T], int]) -> Iterator[T]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from common.directions_file import DirectionLabel, DirectionsFile
 from common.errors import UserError
+from editing.recipe import Recipe
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class EditSpec:
     sign: int
     strengths: tuple[float, ...]
     layers: tuple[int, ...] | None  # None: the directions' own layers
+    recipe: Recipe | None = None  # a recipe's combined moves instead of one direction (index -1)
 
     @property
     def slug(self) -> str:

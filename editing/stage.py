@@ -39,6 +39,7 @@ from editing.edit_spec import EditSpec, parse_edit, strength_text
 from common.sweeps import write_sweep
 from editing.paste_back import MASK_KINDS
 from editing.photo_composite import MIN_FACE_SIZE, RECONSTRUCTION_NAME, EditedFace, PasteSettings, paste_photos
+from editing.recipe import check_recipe_for, load_recipe
 from editing.sidecar import BadSidecar, Sidecar, read_sidecar
 from generators.checkpoint import load_checkpoint
 from generators.latent_edit import move_along
@@ -132,22 +133,53 @@ def run_edit(
     input_spec: str,
     out_dir: Path,
     generator_path: Path,
-    directions_path: Path,
+    directions_path: Path | None,
     edit_texts: list[str],
     options: EditOptions = EditOptions(),
     device_name: str = "auto",
     emit: Callable[[dict], None] = lambda record: None,
     say: Callable[[str], None] = lambda message: None,
     stdin: Iterator[str] | None = None,
+    recipe_path: Path | None = None,
 ) -> dict:
-    if not edit_texts:
-        raise UserError("no --edit given; e.g. --edit 0=-3:3:7 or --edit age=+2")
+    """`edit_texts` (with `directions_path`) and/or a recipe (`editing.recipe`): one row of outputs each."""
+    if not edit_texts and recipe_path is None:
+        raise UserError("no --edit or --recipe given; e.g. --edit 0=-3:3:7, --edit age=+2 or --recipe recipe.json")
+    if edit_texts and directions_path is None:
+        raise UserError("--edit needs the directions file: -d DIRS.npz (from `sefa-edit factorize`)")
     options.validate()
     check_output_path(out_dir)
-    directions = load_directions(directions_path)
-    specs = [parse_edit(text, directions) for text in edit_texts]
+    recipe = load_recipe(recipe_path) if recipe_path is not None else None
+    directions = load_directions(directions_path) if directions_path is not None else None
+    specs = [parse_edit(text, directions) for text in edit_texts] if directions is not None else []
     checkpoint = load_checkpoint(generator_path)
-    if directions.checkpoint_sha256 != checkpoint.sha256 and not options.force:
+    if directions is not None:
+        _check_directions(directions, Path(directions_path), checkpoint, generator_path, options.force)
+    device = resolve_device(device_name)
+    generator = checkpoint.build_generator(device)
+    layers = {spec.name: resolve_layers(spec, directions, options.layers, generator.num_ws) for spec in specs}
+    edit_prints = [[spec.name, spec.index, spec.sign, list(spec.strengths), layers[spec.name]] for spec in specs]
+    if recipe is not None:
+        check_recipe_for(recipe, str(recipe_path), checkpoint.sha256, generator.num_ws, generator.w_dim, options.force)
+        if any(spec.slug == recipe.name for spec in specs):
+            raise UserError(f"{recipe_path}: the recipe's name {recipe.name!r} is also an --edit; rename one of them")
+        specs.append(EditSpec(recipe.name, -1, 1, (1.0,), None, recipe=recipe))
+        layers[recipe.name] = []
+        edit_prints.append([recipe.name, "recipe", recipe.fingerprint()])
+    items = list_codes(input_spec, stdin, exclude=out_dir)
+    labels_file = Path(directions_path).parent / LABELS_NAME if directions_path is not None else None
+    shared_print = {
+        "version": MARKER_VERSION, "generator": checkpoint.sha256,
+        "directions": content_sha256(directions_path) if directions_path is not None else None,
+        "labels": content_sha256(labels_file) if labels_file is not None and labels_file.is_file() else None,
+        "edits": edit_prints, "animate": options.animate,
+    }
+    with claimed_output_folder(out_dir):
+        return _edit_all(items, out_dir, generator, directions, specs, layers, options, shared_print, emit, say)
+
+
+def _check_directions(directions: DirectionsFile, directions_path: Path, checkpoint, generator_path: Path, force: bool) -> None:
+    if directions.checkpoint_sha256 != checkpoint.sha256 and not force:
         raise UserError(
             f"{directions_path}: directions were computed for another generator (sha256 {directions.checkpoint_sha256[:12]}..., "
             f"{generator_path} is {checkpoint.sha256[:12]}...); run factorize on this generator, or pass --force"
@@ -158,19 +190,6 @@ def run_edit(
     if directions.directions.shape[1] != checkpoint.latent_dim:
         raise UserError(f"{directions_path}: directions are {directions.directions.shape[1]}-dimensional but {generator_path} "
                         f"has {checkpoint.latent_dim}-dimensional W codes; factorize this generator")
-    device = resolve_device(device_name)
-    generator = checkpoint.build_generator(device)
-    layers = {spec.name: resolve_layers(spec, directions, options.layers, generator.num_ws) for spec in specs}
-    items = list_codes(input_spec, stdin, exclude=out_dir)
-    labels_file = Path(directions_path).parent / LABELS_NAME
-    shared_print = {
-        "version": MARKER_VERSION, "generator": checkpoint.sha256, "directions": content_sha256(directions_path),
-        "labels": content_sha256(labels_file) if labels_file.is_file() else None,
-        "edits": [[spec.name, spec.index, spec.sign, list(spec.strengths), layers[spec.name]] for spec in specs],
-        "animate": options.animate,
-    }
-    with claimed_output_folder(out_dir):
-        return _edit_all(items, out_dir, generator, directions, specs, layers, options, shared_print, emit, say)
 
 
 def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: DirectionsFile, specs: list[EditSpec], layers: dict,
@@ -270,10 +289,15 @@ def _remove_stale(previous: dict, planned: list[Path]) -> None:
 
 
 @torch.no_grad()
-def _render_edits(generator, ws, specs: list[EditSpec], directions: DirectionsFile, layers: dict, batch_size: int) -> dict:
+def _render_edits(generator, ws, specs: list[EditSpec], directions: DirectionsFile | None, layers: dict, batch_size: int) -> dict:
     """{(edit name, strength): RGB uint8} plus {("", 0.0): the unedited reconstruction}."""
     keys, codes = [("", 0.0)], [ws]
     for spec in specs:
+        if spec.recipe is not None:
+            for strength in spec.strengths:
+                keys.append((spec.name, strength))
+                codes.append(spec.recipe.apply(ws, float(strength)))
+            continue
         direction = torch.as_tensor(directions.directions[spec.index] * spec.sign, dtype=torch.float32, device=ws.device)
         for strength in spec.strengths:
             keys.append((spec.name, strength))

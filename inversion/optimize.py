@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from common.progress import report_progress
 from generators.interface import LatentGenerator
 from inversion.perceptual import LPIPS
 
@@ -130,6 +131,7 @@ def invert(
             current = codes()
             finite = torch.isfinite(current).flatten(1).all(dim=1) & ~frozen
             last_good[finite] = current[finite]
+        report_progress("optimising", step + 1, settings.steps)
 
     with torch.no_grad():
         final = last_good

@@ -25,6 +25,7 @@ from common.photo_io import DEFAULT_MAX_PIXELS
 from editing.edit_spec import parse_edit_for
 from common.photo_output import DEFAULT_QUALITY
 from editing.photo_composite import MIN_FACE_SIZE
+from editing.recipe import check_recipe_for, load_recipe
 from editing.stage import EditOptions, run_edit
 from factorization.stage import DIRECTIONS_NAME, run_factorize, store_labels
 from generators.checkpoint import load_checkpoint
@@ -60,6 +61,7 @@ class RunOptions:
     min_face_size: int = MIN_FACE_SIZE
     quality: int = DEFAULT_QUALITY
     animate: str | None = None
+    recipe: Path | None = None  # a recipe from `sefa-edit ui`, applied as one more edit
     preview: bool = False  # render the directions page's sample grids (factorize --preview)
     seed: int = 0
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -89,6 +91,10 @@ def validate_run_options(options: RunOptions, latent_dim: int) -> None:
         raise UserError(f"-K {options.num_directions}: must be between 1 and the latent size {latent_dim}")
     if options.batch_size is not None and options.batch_size < 1:
         raise UserError(f"--batch-size {options.batch_size}: must be 1 or more, or auto")
+    if not options.edits and options.recipe is None:
+        raise UserError("no --edit or --recipe given")
+    if options.recipe is not None:
+        load_recipe(options.recipe)
     labels = load_labels(options.labels, options.num_directions) if options.labels is not None else {}
     for text in options.edits:
         parse_edit_for(text, options.num_directions, labels,
@@ -115,6 +121,9 @@ def run_pipeline(
                         f"not {checkpoint.architecture}")
     require_invertible(checkpoint, generator)
     validate_run_options(options, checkpoint.latent_dim)
+    if options.recipe is not None:
+        check_recipe_for(load_recipe(options.recipe), str(options.recipe), checkpoint.sha256, checkpoint.num_latent_layers,
+                         checkpoint.latent_dim)
     factorize_layers = format_layer_spec(parse_layer_spec(options.factorize_layers, checkpoint.num_latent_layers))
     perceptual = options.perceptual
     if perceptual == "auto":
@@ -146,7 +155,7 @@ def _settings_shown(options: RunOptions, factorize_layers: str, perceptual: str)
         "aligned size": f"{options.size} px", "inversion": f"{options.steps} steps, lr {options.lr}, seed {options.seed}",
         "losses": f"pixel + {perceptual} x{options.lambda_perceptual} + encoder x{options.lambda_encoder}",
         "directions": f"top {options.num_directions} of layers {factorize_layers}" + (f", labels {options.labels}" if options.labels else ""),
-        "edits": " ".join(f"--edit {text}" for text in options.edits),
+        "edits": " ".join([f"--edit {text}" for text in options.edits] + ([f"--recipe {options.recipe}"] if options.recipe else [])),
         "paste-back": f"{options.mask} mask, " + ("one photo per face" if options.per_face else "every face per photo")
                       + f", faces under {options.min_face_size} px untouched, JPEG quality {options.quality}",
     }
@@ -171,22 +180,15 @@ def _run_stages(photos, out, generator, generator_sha256, encoder, options, fact
         times["invert"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        directions_dir = out / "directions" / f"{generator_sha256[:16]}_{factorize_layers.replace(',', '+')}"
-        directions_file = directions_dir / DIRECTIONS_NAME
-        cached = directions_file.is_file() and _count(directions_file) == options.num_directions
-        if options.preview and not (directions_dir / "preview").is_dir():
-            cached = False
-        if not cached:
-            run_factorize(generator, directions_dir, factorize_layers, options.num_directions, options.labels,
-                          PreviewSettings() if options.preview else None, device)
-        elif options.labels is not None:
-            store_labels(options.labels, directions_dir)
+        directions_file = ensure_directions(out, generator, generator_sha256, factorize_layers, options.num_directions,
+                                            options.labels, options.preview, device)
+        directions_dir = directions_file.parent
         times["factorize"] = time.perf_counter() - start
 
         start = time.perf_counter()
         edit_options = options.edit_options(out / "photos")
         edit_summary = run_edit(str(out / "codes"), out / "edits", generator, directions_file, list(options.edits),
-                                edit_options, device, say=say)
+                                edit_options, device, say=say, recipe_path=options.recipe)
         times["edit"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -203,6 +205,23 @@ def _run_stages(photos, out, generator, generator_sha256, encoder, options, fact
         "failed": align_summary.unreadable + invert_summary["failed"] + invert_summary["unreadable"] + edit_summary["failed"],
         "seconds": {k: round(v, 2) for k, v in times.items()},
     }
+
+
+def ensure_directions(out: Path, generator: Path, generator_sha256: str, layers_text: str, num_directions: int,
+                      labels: Path | None = None, preview: bool = False, device: str = "auto") -> Path:
+    """OUT/directions/<sha256[:16]>_<layers>/directions.npz, computed once per generator, layers and K
+    (and redone for previews that are missing); `run` and `ui` share it."""
+    directions_dir = out / "directions" / f"{generator_sha256[:16]}_{layers_text.replace(',', '+')}"
+    directions_file = directions_dir / DIRECTIONS_NAME
+    cached = directions_file.is_file() and _count(directions_file) == num_directions
+    if preview and not (directions_dir / "preview").is_dir():
+        cached = False
+    if not cached:
+        run_factorize(generator, directions_dir, layers_text, num_directions, labels,
+                      PreviewSettings() if preview else None, device)
+    elif labels is not None:
+        store_labels(labels, directions_dir)
+    return directions_file
 
 
 def _count(directions_file: Path) -> int:

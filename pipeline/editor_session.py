@@ -1,0 +1,293 @@
+"""The interactive editor's work, without any web page: what `sefa-edit ui` calls on each click.
+
+A session holds the generator, encoder and directions once, and for each face the user opens: its W+
+code (from the same `align` and `invert` stages as `run`, into the same OUT, so a photo is never
+aligned or inverted twice), the photo scaled for the screen, and the face's paste-back preparation
+(mask, box, colour offset). A slider release then costs one generator forward of the face crop at
+generator resolution and one warp into the face's box of the cached screen photo: nothing else of
+the photo is touched. The full-resolution photo is made only for a download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from alignment.stage import AlignOptions, run_align
+from common import atomic, images
+from common.demo_models import is_demo_generator
+from common.devices import resolve_device
+from common.directions_file import LABELS_NAME, DirectionLabel, labels_to_json, load_directions, load_labels
+from common.errors import UserError
+from common.fingerprint import content_sha256
+from common.layer_spec import format_layer_spec, parse_layer_spec
+from common.photo_io import UnreadableImage, read_photo
+from common.photo_output import output_suffix, write_like
+from common.validate import require_label_name
+from editing.paste_back import PreparedFace, paste_face, prepare_face
+from editing.recipe import Recipe, RecipeMove, slug
+from editing.sidecar import Sidecar, read_sidecar
+from generators.checkpoint import load_checkpoint
+from generators.latent_edit import move_along
+from inversion.optimize import InversionSettings
+from inversion.perceptual import find_vgg_weights
+from inversion.stage import require_invertible, run_invert
+from pipeline.run import ensure_directions
+
+SCREEN_SIDE = 1024  # the photo shown in the page is at most this many pixels on a side
+LAYER_PRESETS = {"directions' layers": None, "0-1 (pose, face shape)": "0-1", "2-5 (features, expression)": "2-5",
+                 "6- (colour, texture)": "6-"}
+CUSTOM = "custom"
+
+
+@dataclass(frozen=True)
+class Move:
+    """One slider: `strength` along direction `direction` on `layers`."""
+
+    direction: int
+    strength: float
+    layers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Face:
+    name: str  # the crop's stem: OUT/aligned/<name>.png, OUT/codes/<name>.npy
+    crop: Path
+    sidecar_path: Path
+    source: Path
+
+
+@dataclass
+class OpenFace:
+    """A face ready for sliders: its code, the photo at screen size and the face prepared there."""
+
+    face: Face
+    code: torch.Tensor  # [1, num_ws, w_dim]
+    sidecar: Sidecar
+    screen_photo: np.ndarray
+    screen_face: PreparedFace
+    reconstruction: np.ndarray
+    inversion: dict = field(default_factory=dict)
+
+
+class EditorSession:
+    def __init__(self, out: Path, generator_path: Path, encoder_path: Path | None = None, directions_path: Path | None = None,
+                 device: str = "auto", num_directions: int = 10, layers: str = "all", generator_label: str | None = None,
+                 shared_dir: Path | None = None) -> None:
+        self.out = Path(out)
+        self.generator_path, self.encoder_path = Path(generator_path), encoder_path
+        self.device_name, self.shared_dir = device, shared_dir
+        self.checkpoint = load_checkpoint(self.generator_path)
+        if self.checkpoint.latent_space != "W+":
+            raise UserError(f"{generator_path}: the editor moves W+ codes; {self.checkpoint.architecture} has none "
+                            f"(use `sefa-edit sample` and `edit` for it)")
+        require_invertible(self.checkpoint, self.generator_path)
+        self.device = resolve_device(device)
+        self.generator = self.checkpoint.build_generator(self.device)
+        self.generator_label = generator_label or str(generator_path)
+        self.demo = is_demo_generator(self.generator_path)
+        if directions_path is None:
+            layers_text = format_layer_spec(parse_layer_spec(layers, self.checkpoint.num_latent_layers))
+            directions_path = ensure_directions(self.out, self.generator_path, self.checkpoint.sha256, layers_text,
+                                                num_directions, device=device)
+        self.directions_path = Path(directions_path)
+        self.directions = load_directions(self.directions_path)
+        if self.directions.checkpoint_sha256 != self.checkpoint.sha256:
+            raise UserError(f"{directions_path}: directions were computed for another generator; run factorize on "
+                            f"{generator_path} or leave -d out")
+        self.lock = threading.Lock()  # one forward at a time: the page may send several releases at once
+        self.known_faces: dict[str, Face] = {}  # every face found so far, by name
+        self.open_faces: dict[str, OpenFace] = {}
+
+    # --- directions and labels ------------------------------------------------------------------------------
+
+    @property
+    def num_directions(self) -> int:
+        return len(self.directions.directions)
+
+    @property
+    def num_ws(self) -> int:
+        return self.generator.num_ws
+
+    def direction_names(self) -> list[str]:
+        """'3: age (-)' where a label names the direction, else '3'."""
+        names = [str(k) for k in range(self.num_directions)]
+        for label, entry in self.directions.labels.items():
+            names[entry.index] += f": {label}" + (" (-)" if entry.sign < 0 else "")
+        return names
+
+    def layers_for(self, preset: str, custom: str = "") -> tuple[int, ...]:
+        """A slider's layer choice as W+ entries."""
+        if preset == CUSTOM:
+            return tuple(parse_layer_spec(custom or "all", self.num_ws))
+        spec = LAYER_PRESETS.get(preset)
+        if spec is None:
+            return tuple(self.directions.layers)
+        return tuple(parse_layer_spec(spec, self.num_ws))
+
+    def save_label(self, direction: int, name: str, sign: int = 1, layers: tuple[int, ...] | None = None) -> Path:
+        """Name a direction in labels.json beside the directions (kept labels of other directions)."""
+        name = name.strip()
+        require_label_name(name, "label")
+        if not 0 <= direction < self.num_directions:
+            raise UserError(f"direction {direction} does not exist (0..{self.num_directions - 1})")
+        path = self.directions_path.parent / LABELS_NAME
+        labels = load_labels(path, self.num_directions) if path.is_file() else {}
+        labels = {key: value for key, value in labels.items() if key != name}
+        labels[name] = DirectionLabel(index=direction, sign=1 if sign >= 0 else -1, layers=list(layers) if layers else None)
+        atomic.write_json(path, labels_to_json(labels))
+        self.directions.labels = labels
+        return path
+
+    # --- photos and faces -----------------------------------------------------------------------------------
+
+    def import_photo(self, path: Path) -> Path:
+        """Copy an upload into OUT/uploads (the browser's temporary file goes away; the sidecars must not
+        point at it), named by its content so the same photo uploaded twice is the same file."""
+        path = Path(path)
+        try:
+            digest = content_sha256(path)[:10]
+        except OSError as exc:
+            raise UserError(f"{path.name}: cannot read the upload ({exc.strerror or exc})") from None
+        target = self.out / "uploads" / f"{slug(path.stem)}_{digest}{path.suffix.lower()}"
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        return target
+
+    def find_faces(self, photo: Path, size: int = 256, shown_as: str | None = None) -> list[Face]:
+        """Align the photo into OUT/aligned (skipped when done before) and return its faces, largest first.
+        `shown_as`: the name the user knows the photo by (an upload's own name), for messages."""
+        name = shown_as or Path(photo).name
+        try:
+            read_photo(photo)  # the CLI's words for an unreadable file, before the aligner
+        except UnreadableImage as exc:
+            raise UserError(f"{name}: {str(exc).replace(str(photo), name)}") from None
+        records: list[dict] = []
+        messages: list[str] = []
+        run_align(str(photo), self.out / "aligned", AlignOptions(size=size), emit=records.append, say=messages.append)
+        faces = [Face(Path(r["aligned"]).stem, Path(r["aligned"]), Path(r["meta"]), Path(r["source"])) for r in records]
+        if not faces:
+            reason = messages[0].split(": ", 1)[-1] if messages else "no face found"
+            raise UserError(f"{name}: {reason}; try a photo where a face is clearly visible")
+        self.known_faces.update((face.name, face) for face in faces)
+        return sorted(faces, key=lambda face: -self._face_side(face))
+
+    def photos_in_out(self) -> list[Path]:
+        """Photos that an earlier `run` or this editor aligned into OUT."""
+        sources = set()
+        for meta in (self.out / "aligned").rglob("*.json") if (self.out / "aligned").is_dir() else []:
+            try:
+                record = json.loads(meta.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(record, dict) and isinstance(record.get("source"), str) and Path(record["source"]).is_file():
+                sources.add(Path(record["source"]))
+        return sorted(sources)
+
+    @staticmethod
+    def _face_side(face: Face) -> float:
+        try:
+            quad = np.asarray(json.loads(face.sidecar_path.read_text())["quad"], dtype=float)
+            return float(np.linalg.norm(quad[3] - quad[0]))
+        except (OSError, ValueError, KeyError):
+            return 0.0
+
+    def open_face(self, face: Face, steps: int = 100, use_encoder: bool = True) -> OpenFace:
+        """Invert the face (OUT/codes; skipped when the same settings did it before) and prepare it for sliders."""
+        settings = InversionSettings(steps=steps)
+        try:
+            find_vgg_weights(None, self.shared_dir)
+            perceptual = "lpips"
+        except UserError:
+            perceptual = "none"
+        encoder = self.encoder_path if use_encoder else None
+        summary = run_invert(str(face.crop), self.out / "codes", self.generator_path, encoder, settings, perceptual,
+                             None, 1, self.device_name, shared_dir=self.shared_dir)
+        if summary["failed"] or summary["unreadable"]:
+            raise UserError(f"{face.name}: the inversion failed (see {self.out / 'codes' / 'failures.jsonl'})")
+        code = np.load(self.out / "codes" / f"{face.name}.npy")
+        info = json.loads((self.out / "codes" / f"{face.name}.json").read_text())
+        sidecar = read_sidecar(face.sidecar_path)
+        photo = read_photo(sidecar.source).rgb
+        scale = min(1.0, SCREEN_SIDE / max(photo.shape[:2]))
+        screen = photo if scale == 1.0 else cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
+                                                        interpolation=cv2.INTER_AREA)
+        ws = torch.from_numpy(code).float().to(self.device)[None]
+        reconstruction = self._render(ws)
+        quad = (sidecar.quad + 0.5) * scale - 0.5  # pixel centres stay pixel centres
+        landmarks = (sidecar.landmarks + 0.5) * scale - 0.5 if sidecar.landmarks is not None else None
+        prepared = prepare_face(screen, quad, landmarks, reconstruction.shape[0], "face", reconstruction)
+        opened = OpenFace(face, ws, sidecar, screen, prepared, reconstruction, info.get("metrics", {}))
+        self.open_faces[face.name] = opened
+        return opened
+
+    # --- rendering ------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _render(self, ws: torch.Tensor) -> np.ndarray:
+        with self.lock:
+            return images.tensor_to_uint8(self.generator.render(ws))[0]
+
+    def moved(self, ws: torch.Tensor, moves: list[Move]) -> torch.Tensor:
+        """ws with every slider's move added (they combine: each adds strength * n on its layers)."""
+        for move in moves:
+            if move.strength != 0:
+                direction = torch.as_tensor(self.directions.directions[move.direction], dtype=torch.float32, device=ws.device)
+                ws = move_along(ws, direction, move.layers, move.strength)
+        return ws
+
+    def edit_face(self, opened: OpenFace, moves: list[Move], paste: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """(edited crop, the screen photo with it pasted back or None): what a slider release shows."""
+        crop = self._render(self.moved(opened.code, moves))
+        if not paste:
+            return crop, None
+        screen = opened.screen_photo.copy()
+        paste_face(screen, crop, opened.screen_face)
+        return crop, screen
+
+    def full_photo(self, opened: OpenFace, moves: list[Move], fmt: str = "source", quality: int = 95) -> Path:
+        """The edited photo at full resolution, written to OUT/ui/ for download (PNG, JPEG or like the source)."""
+        crop = self._render(self.moved(opened.code, moves))
+        photo = read_photo(opened.sidecar.source, keep_alpha=True)
+        face = prepare_face(photo.rgb, opened.sidecar.quad, opened.sidecar.landmarks, crop.shape[0], "face", opened.reconstruction)
+        canvas = photo.rgb.copy()
+        paste_face(canvas, crop, face)
+        suffix = {"png": ".png", "jpeg": ".jpg"}.get(fmt, output_suffix(opened.sidecar.source))
+        key = hashlib.sha1(repr([(m.direction, m.strength, m.layers) for m in moves]).encode()).hexdigest()[:10]
+        return write_like(self.out / "ui" / f"{opened.face.name}_edited_{key}{suffix}", canvas, photo, quality)
+
+    # --- explore --------------------------------------------------------------------------------------------
+
+    def sample(self, seed: int, truncation: float = 0.7) -> torch.Tensor:
+        """The code of random sample `seed` (NVIDIA's convention, as `sefa-edit sample`)."""
+        z = torch.from_numpy(np.random.RandomState(int(seed)).randn(1, self.generator.z_dim)).float().to(self.device)
+        with torch.no_grad(), self.lock:
+            return self.generator.sample_codes(z, truncation)
+
+    def render_sample(self, ws: torch.Tensor, moves: list[Move]) -> np.ndarray:
+        return self._render(self.moved(ws, moves))
+
+    # --- recipes --------------------------------------------------------------------------------------------
+
+    def recipe(self, moves: list[Move], name: str = "recipe") -> Recipe:
+        used = [move for move in moves if move.strength != 0]
+        if not used:
+            raise UserError("every slider is at 0: move at least one before saving a recipe")
+        labels = {entry.index: label for label, entry in self.directions.labels.items()}
+        return Recipe(slug(name), tuple(RecipeMove(m.direction, float(m.strength), tuple(m.layers),
+                                                   self.directions.directions[m.direction].astype(np.float32),
+                                                   labels.get(m.direction)) for m in used),
+                      self.checkpoint.sha256, content_sha256(self.directions_path), "W+", self.num_ws)
+
+    def write_recipe(self, moves: list[Move], name: str = "recipe") -> Path:
+        recipe = self.recipe(moves, name)
+        return atomic.write_json(self.out / "ui" / f"{recipe.name}.recipe.json", recipe.to_json())

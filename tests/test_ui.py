@@ -1,0 +1,266 @@
+"""`sefa-edit ui`: the session's work checked directly, and the page driven in a real headless Chromium.
+
+The browser test starts the app as a user would (`sefa-edit ui OUT --port P`), uploads a shared photo,
+waits for the inversion, moves a slider, checks that the face and the photo changed, saves a recipe,
+downloads it from the page and applies it with `edit --recipe`: the result must be the very face the
+page showed. Screenshots of each step go to SEFA_EDIT_SCREENSHOTS when that is set (else tmp)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.errors import UserError
+from common.images import read_rgb
+from editing.recipe import load_recipe, recipe_from_json
+from pipeline.editor_session import EditorSession, Move
+from tests.conftest import SHARED
+
+REPO = Path(__file__).resolve().parents[1]
+GENERATOR = REPO / "assets" / "example-stylegan2-64.pt"
+ENCODER = REPO / "assets" / "example-encoder.pt"
+PORTRAIT = SHARED / "photos" / "face-recognition" / "obama_small.jpg"
+pytestmark = pytest.mark.skipif(not PORTRAIT.is_file(), reason=f"real photos not found at {PORTRAIT}")
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "cli.py"), *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory) -> EditorSession:
+    return EditorSession(tmp_path_factory.mktemp("ui") / "out", GENERATOR, ENCODER, None, "cpu", num_directions=5)
+
+
+def test_a_photo_is_aligned_and_inverted_once_and_sliders_combine(session):
+    photo = session.import_photo(PORTRAIT)
+    assert photo.parent == session.out / "uploads" and session.import_photo(PORTRAIT) == photo
+    face = session.find_faces(photo)[0]
+    opened = session.open_face(face, steps=3)
+    code_file = session.out / "codes" / f"{face.name}.npy"
+    written = code_file.stat().st_mtime_ns
+    session.open_face(face, steps=3)  # the same photo and settings: served from OUT/codes
+    assert code_file.stat().st_mtime_ns == written
+    one = [Move(0, 2.0, session.layers_for("directions' layers")), Move(1, 0.0, (0,))]
+    both = [Move(0, 2.0, session.layers_for("directions' layers")), Move(1, -1.5, session.layers_for("2-5 (features, expression)"))]
+    crop_one, screen_one = session.edit_face(opened, one)
+    crop_both, screen_both = session.edit_face(opened, both)
+    assert np.abs(crop_one.astype(int) - crop_both).mean() > 1
+    assert screen_one.shape == opened.screen_photo.shape and not np.array_equal(screen_one, opened.screen_photo)
+    # the combination is the sum of the moves: the same as moving the code by hand
+    ws = opened.code.clone()
+    direction = lambda k: session.directions.directions[k]
+    ws[0, list(both[0].layers)] += 2.0 * torch_tensor(direction(0))
+    ws[0, [2, 3, 4, 5]] += -1.5 * torch_tensor(direction(1))
+    np.testing.assert_array_equal(session._render(ws), crop_both)
+    assert session.layers_for("custom", "1,3") == (1, 3)
+    with pytest.raises(UserError, match="layer"):
+        session.layers_for("custom", "99")
+
+
+def torch_tensor(array):
+    import torch
+
+    return torch.as_tensor(array, dtype=torch.float32)
+
+
+def test_labels_named_in_the_ui_are_saved_beside_the_directions(session):
+    path = session.save_label(2, "smile", sign=-1)
+    assert json.loads(path.read_text())["smile"] == {"index": 2, "sign": -1}
+    assert "2: smile (-)" in session.direction_names()
+    with pytest.raises(UserError, match="not a valid name"):
+        session.save_label(1, "no spaces please")
+
+
+def test_recipe_is_checked_and_refused_for_another_generator(session, tmp_path):
+    moves = [Move(0, 1.5, (0, 1)), Move(3, -2.0, tuple(range(session.num_ws)))]
+    recipe_path = session.write_recipe(moves, "older smile")
+    raw = json.loads(recipe_path.read_text())
+    assert raw["name"] == "older-smile" and len(raw["moves"]) == 2 and raw["generator_sha256"] == session.checkpoint.sha256
+    recipe = load_recipe(recipe_path)
+    assert recipe.moves[1].strength == -2.0 and recipe.moves[0].layers == (0, 1)
+    for broken, words in [({**raw, "format": "x"}, "not a sefa-edit recipe"),
+                          ({**raw, "moves": []}, "'moves' should be a list"),
+                          ({**raw, "moves": [{**raw["moves"][0], "layers": [99]}]}, "'layers' should be"),
+                          ({**raw, "moves": [{**raw["moves"][0], "vector": [1.0, 1.0]}]}, "unit-length"),
+                          ({**raw, "moves": [{**raw["moves"][0], "strength": float("nan")}]}, "finite")]:
+        with pytest.raises(UserError, match=words):
+            recipe_from_json(broken, "r.json")
+    with pytest.raises(UserError, match="every slider is at 0"):
+        session.recipe([Move(0, 0.0, (0,))])
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**raw, "generator_sha256": "0" * 64}))
+    result = cli("edit", session.out / "codes", tmp_path / "e", "-g", GENERATOR, "--recipe", other)
+    assert result.returncode == 2 and "made with another generator" in result.stderr
+
+
+def test_run_applies_a_recipe_to_a_folder(session, tmp_path):
+    recipe = session.write_recipe([Move(1, 2.0, (0, 1, 2))], "wider")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(PORTRAIT, photos / "a.jpg")
+    result = cli("run", photos, tmp_path / "out", "--recipe", recipe, "--steps", "2", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "edits" / "a_0" / "wider_+1p00.png").is_file()
+    assert (tmp_path / "out" / "photos" / "a" / "photo_wider_+1p00.jpg").is_file()
+    assert not list((tmp_path / "out" / "edits" / "a_0").glob("dir0*"))  # the recipe instead of the default edits
+
+
+# --- in a real browser ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("headless Chromium and chromedriver are not installed (setup.sh installs them)")
+    out = tmp_path_factory.mktemp("app") / "out"
+    process = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "ui", str(out), "--steps", "5", "-K", "4",
+                                "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url, lines = None, []
+    deadline = time.time() + 90
+    while time.time() < deadline and url is None:
+        line = process.stderr.readline()
+        if not line and process.poll() is not None:
+            break
+        lines.append(line)
+        if line.startswith("sefa-edit ui: http://127.0.0.1:"):
+            url = line.split()[2]
+    if url is None:
+        process.kill()
+        pytest.fail("the ui did not start: " + "".join(lines))
+    yield url, out
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def browser_for():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = shutil.which("chromium")
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1600"):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+def wait_for(condition, seconds: float, what: str):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def fetch_rgb(url: str) -> np.ndarray:
+    import cv2
+
+    data = np.frombuffer(urllib.request.urlopen(url, timeout=10).read(), np.uint8)
+    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def test_upload_invert_slide_and_take_the_recipe_to_the_batch(app, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    url, out = app
+    shots = Path(os.environ.get("SEFA_EDIT_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    browser = browser_for()
+    try:
+        browser.get(url)
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"), 30, "the page")
+        browser.save_screenshot(str(shots / "ui-1-start.png"))
+
+        def image_src(element_id: str):
+            found = browser.find_elements(By.CSS_SELECTOR, f"#{element_id} img")
+            return found[0].get_attribute("src") if found else None
+
+        # a file that is not a photo: the CLI's words, no stack trace
+        broken = tmp_path / "broken.jpg"
+        broken.write_text("not a photo")
+        browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(broken))
+        wait_for(lambda: "broken.jpg: not a readable image" in browser.page_source, 30, "the error message")
+        assert "Traceback" not in browser.page_source and not list((out / "uploads").glob("broken*"))
+        browser.save_screenshot(str(shots / "ui-2-bad-file.png"))
+        browser.refresh()
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"), 30, "the page again")
+
+        browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(PORTRAIT))
+        wait_for(lambda: "inverted" in browser.find_element(By.ID, "status").text, 120, "the inversion")
+        browser.save_screenshot(str(shots / "ui-3-inverted.png"))
+        face_before, photo_before = image_src("face"), image_src("photo")
+        assert face_before and photo_before
+
+        slider = browser.find_element(By.CSS_SELECTOR, "#edit-slider-0 input[type=range]")
+        ActionChains(browser).click_and_hold(slider).move_by_offset(90, 0).release().perform()
+        wait_for(lambda: image_src("face") != face_before and image_src("photo") != photo_before, 30, "the edited images")
+        strength = float(slider.get_attribute("value"))
+        assert strength > 0.3
+        browser.save_screenshot(str(shots / "ui-4-slider-moved.png"))
+        shown = fetch_rgb(image_src("face"))
+        assert np.abs(shown.astype(int) - fetch_rgb(face_before)).mean() > 1
+
+        browser.find_element(By.CSS_SELECTOR, "#recipe-name input, #recipe-name textarea").clear()
+        browser.find_element(By.CSS_SELECTOR, "#recipe-name input, #recipe-name textarea").send_keys("slid")
+        browser.find_element(By.ID, "save-recipe").click()
+        link = wait_for(lambda: [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#downloads a")
+                                 if "recipe" in (a.get_attribute("href") or "")], 30, "the recipe link")[0]
+        browser.save_screenshot(str(shots / "ui-5-recipe.png"))
+    finally:
+        browser.quit()
+    recipe_file = tmp_path / "slid.recipe.json"
+    recipe_file.write_bytes(urllib.request.urlopen(link, timeout=10).read())
+    recipe = load_recipe(recipe_file)
+    assert len(recipe.moves) == 1 and recipe.moves[0].direction == 0 and abs(recipe.moves[0].strength - strength) < 1e-6
+
+    result = cli("edit", out / "codes", tmp_path / "batch", "-g", GENERATOR, "--recipe", recipe_file, "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    applied = read_rgb(next((tmp_path / "batch").glob("*/slid_+1p00.png")))
+    factor = shown.shape[0] // applied.shape[0]
+    np.testing.assert_array_equal(shown[::factor, ::factor], applied)  # the batch gives the face the page showed
+
+
+def test_explore_samples_and_names_a_direction(app, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    url, out = app
+    browser = browser_for()
+    try:
+        browser.get(url)
+        tab = wait_for(lambda: [b for b in browser.find_elements(By.CSS_SELECTOR, "button[role=tab]") if b.text == "Explore"],
+                       30, "the Explore tab")[0]
+        tab.click()
+        wait_for(lambda: browser.find_element(By.ID, "sample").is_displayed(), 10, "the Sample button")
+        browser.find_element(By.ID, "sample").click()
+        first = wait_for(lambda: (browser.find_elements(By.CSS_SELECTOR, "#sample-image img") or [None])[0], 30, "a sample")
+        before = first.get_attribute("src")
+        slider = browser.find_element(By.CSS_SELECTOR, "#explore-slider-1 input[type=range]")
+        ActionChains(browser).click_and_hold(slider).move_by_offset(-90, 0).release().perform()
+        wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "#sample-image img").get_attribute("src") != before, 30,
+                 "the moved sample")
+        box = browser.find_element(By.CSS_SELECTOR, "#label-name input, #label-name textarea")
+        box.send_keys("tilt")
+        browser.find_element(By.ID, "save-label").click()
+        wait_for(lambda: "Saved" in browser.find_element(By.ID, "label-status").text, 20, "the label")
+        browser.save_screenshot(str(Path(os.environ.get("SEFA_EDIT_SCREENSHOTS", tmp_path)) / "ui-6-explore.png"))
+    finally:
+        browser.quit()
+    labels = json.loads(next((out / "directions").glob("*/labels.json")).read_text())
+    assert labels["tilt"]["index"] == 0
