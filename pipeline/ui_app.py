@@ -9,8 +9,8 @@ All the work is in `pipeline.editor_session`; this file is the page and its wiri
 the page as the CLI's one-line messages (never a stack trace).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Gradio reads handlers' annotations at run time
+# (`evt: gr.SelectData` is how a gallery click passes which thumbnail), and strings would hide them.
 import functools
 import os
 import socket
@@ -200,7 +200,8 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
             return (face.name, for_display(crop), screen if screen is not None else opened.screen_photo,
                     f"**{face.name}** inverted ({metrics.get('steps', steps_value)} steps, {quality}). Move a slider.")
 
-        def choose(names: list[str], steps_value, encoder_on, paste_on, *controls, evt: gr.SelectData, progress=gr.Progress()):
+        def choose(evt: gr.SelectData, names: list[str], steps_value, encoder_on, paste_on, *controls, progress=gr.Progress()):
+            """A thumbnail was clicked: Gradio passes which one as `evt` (it must come first, before *controls)."""
             return invert(names, evt.index, steps_value, encoder_on, paste_on, *controls, progress=progress)
 
         def first_if_single(names: list[str], steps_value, encoder_on, paste_on, *controls, progress=gr.Progress()):
@@ -284,11 +285,18 @@ def launch(session: EditorSession, host: str = "127.0.0.1", port: int | None = N
            steps: int = 100, say: Callable[[str], None] = print, block: bool = True):
     """Start the app on host:port (a free port by default); say the address. Returns (app, url)."""
     app = build_app(session, steps=steps)
-    port = port or free_port(host)
+    try:
+        port = port or free_port(host)
+    except OSError as exc:
+        raise UserError(f"--host {host}: cannot serve on this address ({exc.strerror or exc})") from None
     app.queue(default_concurrency_limit=1)
-    _, local_url, share_url = app.launch(server_name=host, server_port=port, share=share, inbrowser=False,
-                                         prevent_thread_lock=True, quiet=True, show_error=False,
-                                         allowed_paths=[str(session.out.resolve())], css=CSS, footer_links=[])
+    try:
+        _, local_url, share_url = app.launch(server_name=host, server_port=port, share=share, inbrowser=False,
+                                             prevent_thread_lock=True, quiet=True, show_error=False,
+                                             allowed_paths=[str(session.out.resolve())], css=CSS, footer_links=[])
+    except OSError as exc:
+        raise UserError(f"--port {port}: cannot serve there ({str(exc).splitlines()[0]}); choose another port or leave "
+                        f"--port out for a free one") from None
     url = f"http://{host}:{port}/"
     say(f"sefa-edit ui: {url}" + (f" (public link: {share_url})" if share_url else "") + " - Ctrl-C stops it")
     if block:

@@ -264,3 +264,50 @@ def test_explore_samples_and_names_a_direction(app, tmp_path):
         browser.quit()
     labels = json.loads(next((out / "directions").glob("*/labels.json")).read_text())
     assert labels["tilt"]["index"] == 0
+
+
+def test_a_group_photo_asks_which_face_and_the_edited_photo_downloads(app, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    url, out = app
+    browser = browser_for()
+    try:
+        browser.get(url)
+        upload = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"), 30, "the page")[0]
+        upload.send_keys(str(SHARED / "photos" / "dlib-faces" / "dogs.jpg"))  # no face: the CLI's words
+        wait_for(lambda: "dogs.jpg: no face" in browser.page_source, 60, "the no-face message")
+        browser.refresh()
+        upload = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"), 30, "the page")[0]
+        upload.send_keys(str(SHARED / "photos" / "face-recognition" / "two_people.jpg"))
+        wait_for(lambda: "2 faces: click the one to edit" in browser.find_element(By.ID, "status").text, 60, "the face choice")
+        thumbnails = browser.find_elements(By.CSS_SELECTOR, "#faces button.thumbnail-item")
+        assert len(thumbnails) == 2
+        chosen = thumbnails[1].find_element(By.TAG_NAME, "img").get_attribute("alt")
+        thumbnails[1].click()
+        wait_for(lambda: f"{chosen} inverted" in browser.find_element(By.ID, "status").text, 120, "the chosen face's inversion")
+        slider = browser.find_element(By.CSS_SELECTOR, "#edit-slider-1 input[type=range]")
+        ActionChains(browser).click_and_hold(slider).move_by_offset(-80, 0).release().perform()
+        wait_for(lambda: float(slider.get_attribute("value")) < 0, 10, "the slider")
+        browser.find_element(By.ID, "save-photo").click()
+        link = wait_for(lambda: [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#downloads a")
+                                 if (a.get_attribute("href") or "").endswith(".jpg")], 60, "the photo link")[0]
+        browser.find_element(By.ID, "reset").click()
+        wait_for(lambda: float(slider.get_attribute("value")) == 0, 10, "the reset")
+        browser.save_screenshot(str(Path(os.environ.get("SEFA_EDIT_SCREENSHOTS", tmp_path)) / "ui-7-group.png"))
+    finally:
+        browser.quit()
+    saved = fetch_rgb(link)
+    original = read_rgb(SHARED / "photos" / "face-recognition" / "two_people.jpg")
+    assert saved.shape == original.shape  # full resolution
+    quad = np.array(json.loads((out / "aligned" / f"{chosen}.json").read_text())["quad"])
+    x, y = quad.mean(axis=0).astype(int)
+    assert np.abs(saved[y - 10 : y + 10, x - 10 : x + 10].astype(int) - original[y - 10 : y + 10, x - 10 : x + 10]).mean() > 5
+
+
+def test_ui_refuses_a_wrong_directions_file_in_one_line(tmp_path):
+    wrong = tmp_path / "directions.npz"
+    wrong.write_bytes(b"not a directions file")
+    result = cli("ui", tmp_path / "out", "-d", wrong, "--device", "cpu")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert str(wrong) in result.stderr and "Traceback" not in result.stderr
