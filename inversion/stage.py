@@ -30,7 +30,8 @@ from common.progress import track
 from common.stdin_records import distinct_stdin_inputs
 from generators.checkpoint import load_checkpoint
 from inversion.encoder import load_encoder
-from inversion.optimize import InversionSettings, invert, psnr_from_mse
+from inversion.memory import HalvingRunner, OutOfMemory
+from inversion.optimize import InversionResult, InversionSettings, invert, psnr_from_mse
 from inversion.perceptual import LPIPS, find_vgg_weights
 
 INFO_VERSION = 3  # 3: the encoder-only reconstruction is kept beside the optimised one
@@ -78,6 +79,21 @@ def load_target(path: Path, resolution: int) -> torch.Tensor:
 def _outputs(out_dir: Path, item: CropItem) -> tuple[Path, Path, Path]:
     base = out_dir / item.name
     return base.with_suffix(".npy"), base.parent / f"{base.name}_rec.png", base.with_suffix(".json")
+
+
+def merge_results(parts: list[InversionResult]) -> InversionResult:
+    """One result from the results of a split batch, in order."""
+    if len(parts) == 1:
+        return parts[0]
+
+    def cat(name: str) -> torch.Tensor | None:
+        values = [getattr(part, name) for part in parts]
+        return None if values[0] is None else torch.cat(values)
+
+    tensors = ("ws", "reconstructions", "start_reconstructions", "start_mse", "start_lpips", "mse", "lpips")
+    return InversionResult(**{name: cat(name) for name in tensors},
+                           failure=[entry for part in parts for entry in part.failure],
+                           seconds=sum(part.seconds for part in parts))
 
 
 def auto_batch_size(device: torch.device) -> int:
@@ -170,6 +186,10 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
     if summary["redone"]:
         say(f"{summary['redone']} crop(s) redone: the crop, generator, encoder or settings changed since they were inverted")
 
+    def invert_batch(batch_targets):
+        return [invert(generator, torch.stack(list(batch_targets)).to(device), encoder, lpips_model, settings)]
+
+    run_batch = HalvingRunner(invert_batch, say)
     batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
     for batch in track(batches, "inverting", weight=len, unit="crops"):
         targets, kept = [], []
@@ -182,7 +202,13 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
                 failures.add(item.aligned, "unreadable", str(exc))
         if not kept:
             continue
-        result = invert(generator, torch.stack(targets).to(device), encoder, lpips_model, settings)
+        try:
+            result = merge_results(run_batch(targets))
+        except OutOfMemory as exc:
+            for item, _ in kept:
+                summary["failed"] += 1
+                failures.add(item.aligned, "out_of_memory", str(exc))
+            continue
         reconstructions = images.tensor_to_uint8(result.reconstructions)
         encoder_only = images.tensor_to_uint8(result.start_reconstructions) if encoder is not None else None
         for index, (item, crop_print) in enumerate(kept):

@@ -309,3 +309,33 @@ def test_inversion_on_cpu_writes_each_crop_as_it_finishes_and_counts_images(monk
     run_invert(str(tmp_path / "aligned"), tmp_path / "codes", GENERATOR, ENCODER, InversionSettings(steps=0), "none",
                batch_size=3, device_name="cpu")
     assert advanced == [2, 2]  # total 2 images; one batch of 2 advances the bar by 2, not by 1
+
+
+def test_out_of_memory_halves_the_batch_and_gives_the_same_codes(tmp_path, monkeypatch):
+    """A device that fits one crop at a time: the batch of 3 is split (3 -> 2 + 1 -> 1 + 1 + 1), the run
+    goes on with the smaller size, and the codes equal those of a batch-1 run."""
+    import inversion.stage as stage
+
+    aligned = tmp_path / "aligned"
+    for name in ("obama_small.jpg", "biden.jpg", "obama2.jpg"):
+        align(PORTRAITS / name, aligned)
+    real_invert = stage.invert
+    sizes = []
+
+    def small_device(generator, targets, *args, **kwargs):
+        sizes.append(len(targets))
+        if len(targets) > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_invert(generator, targets, *args, **kwargs)
+
+    settings = InversionSettings(steps=3)
+    reference = run_invert(str(aligned), tmp_path / "one", GENERATOR, ENCODER, settings, "none", batch_size=1, device_name="cpu")
+    assert reference["inverted"] == 3
+    monkeypatch.setattr(stage, "invert", small_device)
+    messages = []
+    summary = run_invert(str(aligned), tmp_path / "split", GENERATOR, ENCODER, settings, "none", batch_size=3,
+                         device_name="cpu", say=messages.append)
+    assert summary["inverted"] == 3 and summary["failed"] == 0
+    assert sizes == [3, 2, 1, 1, 1] and any("batches of 2" in m for m in messages)
+    for code in (tmp_path / "one").glob("*.npy"):
+        np.testing.assert_array_equal(np.load(tmp_path / "split" / code.name), np.load(code))
