@@ -18,7 +18,7 @@ from typing import List, Optional
 
 import typer
 
-from common.demo_models import DEMO_WARNING
+from common.demo_models import DEMO_ENCODER, DEMO_GENERATOR, DEMO_WARNING
 from common.errors import UserError
 from common.output_folder import check_output_path
 from common.validate import require_finite
@@ -107,6 +107,15 @@ def _generator_and_encoder(generator: Path | str, encoder: Path | None) -> tuple
         companion = generator_path, f"using the {inside} encoder stored in {generator_path.name} with its generator"
     _say(companion[1])
     return generator_path, companion[0]
+
+
+def _generator_or_demo(generator: str | None, encoder: Path | None) -> tuple[Path, Path | None]:
+    """-g/-e as given (with the published encoder), or the bundled demo pair when no -g is given."""
+    if generator:
+        return _generator_and_encoder(generator, encoder)
+    if encoder is not None:
+        return DEMO_GENERATOR, _weights(encoder)
+    return DEMO_GENERATOR, DEMO_ENCODER if DEMO_ENCODER.is_file() else None
 
 
 @models_app.command("info")
@@ -315,13 +324,9 @@ def run(
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """The whole job: align -> invert -> factorize (cached) -> edit, with paste-back and an HTML report."""
-    from pipeline.run import DEFAULT_ENCODER, DEFAULT_GENERATOR, RunOptions, run_pipeline
+    from pipeline.run import RunOptions, run_pipeline
 
-    if generator:
-        generator_path, encoder = _generator_and_encoder(generator, encoder)
-    else:
-        generator_path = DEFAULT_GENERATOR
-        encoder = _weights(encoder) if encoder is not None else DEFAULT_ENCODER if DEFAULT_ENCODER.is_file() else None
+    generator_path, encoder = _generator_or_demo(generator, encoder)
     options = RunOptions(
         edits=tuple(edits) if edits else () if recipe is not None else RunOptions.edits, recipe=recipe, factorize_layers=layers, num_directions=num_directions,
         labels=labels, size=size, steps=steps, batch_size=_batch_size(batch_size), perceptual=perceptual, vgg=vgg, largest=largest,
@@ -373,13 +378,8 @@ def ui(
 ) -> None:
     """The interactive editor: sliders over your own photo, in a local web page (Gradio)."""
     from pipeline.editor_session import EditorSession
-    from pipeline.run import DEFAULT_ENCODER, DEFAULT_GENERATOR
 
-    if generator:
-        generator_path, encoder = _generator_and_encoder(generator, encoder)
-    else:
-        generator_path = DEFAULT_GENERATOR
-        encoder = _weights(encoder) if encoder is not None else DEFAULT_ENCODER if DEFAULT_ENCODER.is_file() else None
+    generator_path, encoder = _generator_or_demo(generator, encoder)
     check_output_path(out)
     session = EditorSession(out, generator_path, encoder, directions, device, num_directions, layers,
                             generator_label=generator or "the bundled demo generator", shared_dir=_shared_dir())
