@@ -26,7 +26,7 @@ from common.failures import FailureLog
 from common.fingerprint import content_sha256, fingerprint
 from common.images import read_rgb
 from common.naming import unique_stems
-from common.photo_io import Photo, UnreadableImage, read_photo
+from common.photo_io import DEFAULT_MAX_PIXELS, Photo, UnreadableImage, read_photo
 from common.photo_output import output_suffix, write_like
 from common.progress import track
 from common.sweeps import fit_for_video, write_sweep
@@ -62,7 +62,7 @@ class PasteSettings:
     min_face_size: int = MIN_FACE_SIZE
     per_face: bool = False
     animate: str | None = None
-    max_pixels: int = 100_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def key(self) -> dict:
         return {"mask": self.mask, "quality": self.quality, "min_face_size": self.min_face_size,

@@ -22,6 +22,7 @@ from typing import Callable
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local tool phones nobody
 
 import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
 
 from common.demo_models import DEMO_WARNING  # noqa: E402
 from common.errors import UserError  # noqa: E402
@@ -100,10 +101,8 @@ class SliderPanel:
         return [gr.update(label=f"direction {names[k]}") for k in range(self.count)]
 
 
-def for_display(crop, side: int = 256):
+def for_display(crop: np.ndarray, side: int = 256) -> np.ndarray:
     """Small generators' crops blown up by a whole factor with nearest pixels: seen, and still exact."""
-    import numpy as np
-
     factor = max(1, side // crop.shape[0])
     return np.repeat(np.repeat(crop, factor, axis=0), factor, axis=1) if factor > 1 else crop
 
