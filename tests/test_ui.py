@@ -63,6 +63,10 @@ def test_a_photo_is_aligned_and_inverted_once_and_sliders_combine(session):
     ws[0, [2, 3, 4, 5]] += -1.5 * torch_tensor(direction(1))
     np.testing.assert_array_equal(session._render(ws), crop_both)
     assert session.layers_for("custom", "1,3") == (1, 3)
+    # the photo is offered again (as an earlier `run` OUT's photos are), and finding its faces redoes nothing
+    assert session.photos_in_out() == [photo]
+    sidecar_time = face.sidecar_path.stat().st_mtime_ns
+    assert [f.name for f in session.find_faces(photo)] == [face.name] and face.sidecar_path.stat().st_mtime_ns == sidecar_time
     with pytest.raises(UserError, match="layer"):
         session.layers_for("custom", "99")
 
