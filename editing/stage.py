@@ -35,8 +35,8 @@ from common.photo_output import DEFAULT_QUALITY, check_quality
 from common.progress import track
 from common.safe_arrays import BadArray, load_npy
 from common.stdin_records import distinct_stdin_inputs
-from editing.edit_spec import EditSpec, parse_edit, strength_text
 from common.sweeps import write_sweep
+from editing.edit_spec import EditSpec, parse_edit, strength_text
 from editing.paste_back import MASK_KINDS
 from editing.photo_composite import MIN_FACE_SIZE, RECONSTRUCTION_NAME, EditedFace, PasteSettings, paste_photos
 from editing.recipe import check_recipe_for, load_recipe
