@@ -228,6 +228,22 @@ def align(
     _finish(summary.crops)
 
 
+RAY_HELP = "Invert on Ray workers: auto (this machine) or a cluster address (ray://HOST:10001); OUT must be on storage every worker sees."
+WORKERS_HELP = "Ray workers (default: one per GPU with --gpus-per-worker, else one per 2 CPUs)."
+
+
+def _ray_settings(address: str | None, workers: int | None, gpus_per_worker: float):
+    if address is None:
+        if workers is not None or gpus_per_worker:
+            raise UserError("--workers and --gpus-per-worker go with --ray auto|ADDRESS")
+        return None
+    from inversion.ray_pool import RaySettings
+
+    settings = RaySettings(address, workers, gpus_per_worker)
+    settings.validate()
+    return settings
+
+
 @app.command()
 def invert(
     aligned: str = typer.Argument(..., help="Folder of aligned crops (from `align`), one crop, or - for align's JSON lines."),
@@ -245,6 +261,9 @@ def invert(
     seed: int = typer.Option(0, "--seed"),
     space: str = typer.Option("w+", "--space", help="w+ (a code per layer, editable in depth) or w (one shared code)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo crops that an earlier run finished."),
+    ray: Optional[str] = typer.Option(None, "--ray", help=RAY_HELP),
+    workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs reserved per Ray worker (e.g. 1)."),
 ) -> None:
     """In-domain GAN inversion: encoder start + regularised optimisation of each crop's W+ code."""
     from inversion.optimize import InversionSettings
@@ -255,7 +274,8 @@ def invert(
     settings.validate()
     generator_path, encoder_path = _generator_and_encoder(generator, encoder)
     summary = run_invert(aligned, out, generator_path, encoder_path, settings, perceptual, vgg, _batch_size(batch_size), device,
-                         overwrite, emit=_emit, say=_say, shared_dir=_shared_dir())
+                         overwrite, emit=_emit, say=_say, shared_dir=_shared_dir(),
+                         ray=_ray_settings(ray, workers, gpus_per_worker))
     _say(f"inverted {summary['inverted']} crop(s), {summary['skipped']} already done, {summary['failed']} failed, "
          f"{summary['unreadable']} unreadable (metrics in {out / 'metrics.jsonl'})")
     _finish(summary["inverted"] + summary["skipped"])
@@ -322,6 +342,9 @@ def run(
     recipe: Optional[Path] = typer.Option(None, "--recipe", help="A recipe from `sefa-edit ui`: its moves together on every face (instead of the default edits)."),
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", help=MAX_PIXELS_HELP),
     device: str = typer.Option("auto", "--device"),
+    ray: Optional[str] = typer.Option(None, "--ray", help=RAY_HELP),
+    workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs reserved per Ray worker (e.g. 1)."),
 ) -> None:
     """The whole job: align -> invert -> factorize (cached) -> edit, with paste-back and an HTML report."""
     from pipeline.run import RunOptions, run_pipeline
@@ -331,7 +354,7 @@ def run(
         edits=tuple(edits) if edits else () if recipe is not None else RunOptions.edits, recipe=recipe, factorize_layers=layers, num_directions=num_directions,
         labels=labels, size=size, steps=steps, batch_size=_batch_size(batch_size), perceptual=perceptual, vgg=vgg, largest=largest,
         mask=mask, animate=animate, max_pixels=max_pixels, quality=quality, min_face_size=min_face_size, per_face=per_face,
-        preview=preview,
+        preview=preview, ray=_ray_settings(ray, workers, gpus_per_worker),
     )
     result = run_pipeline(photos, out, generator_path, encoder, options, device, say=_say, shared_dir=_shared_dir(),
                           generator_label=generator or "the bundled demo generator")

@@ -18,6 +18,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # torch and torchvision are pinned as a pair: other combinations fail to import torchvision's ops.
 .venv/bin/python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+.venv/bin/python -m pip install --quiet -e ".[dev,ray]"
 .venv/bin/sefa-edit --help > /dev/null
 echo "sefa-edit is installed in .venv (run .venv/bin/sefa-edit --help)"

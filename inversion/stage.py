@@ -9,13 +9,11 @@ fingerprint is unchanged and redoes the others (another generator, encoder, crop
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import cv2
-import numpy as np
 import torch
 
 from common import atomic, images
@@ -30,9 +28,10 @@ from common.progress import track
 from common.stdin_records import distinct_stdin_inputs
 from generators.checkpoint import load_checkpoint
 from inversion.encoder import load_encoder
-from inversion.memory import HalvingRunner, OutOfMemory
-from inversion.optimize import InversionResult, InversionSettings, invert, psnr_from_mse
-from inversion.perceptual import LPIPS, find_vgg_weights
+from inversion.optimize import InversionSettings
+from inversion.ray_pool import RaySettings
+from inversion.worker import CropJob, InversionWorker, output_paths
+from inversion.perceptual import find_vgg_weights
 
 INFO_VERSION = 3  # 3: the encoder-only reconstruction is kept beside the optimised one
 
@@ -77,23 +76,7 @@ def load_target(path: Path, resolution: int) -> torch.Tensor:
 
 
 def _outputs(out_dir: Path, item: CropItem) -> tuple[Path, Path, Path]:
-    base = out_dir / item.name
-    return base.with_suffix(".npy"), base.parent / f"{base.name}_rec.png", base.with_suffix(".json")
-
-
-def merge_results(parts: list[InversionResult]) -> InversionResult:
-    """One result from the results of a split batch, in order."""
-    if len(parts) == 1:
-        return parts[0]
-
-    def cat(name: str) -> torch.Tensor | None:
-        values = [getattr(part, name) for part in parts]
-        return None if values[0] is None else torch.cat(values)
-
-    tensors = ("ws", "reconstructions", "start_reconstructions", "start_mse", "start_lpips", "mse", "lpips")
-    return InversionResult(**{name: cat(name) for name in tensors},
-                           failure=[entry for part in parts for entry in part.failure],
-                           seconds=sum(part.seconds for part in parts))
+    return output_paths(out_dir, item.name)
 
 
 def auto_batch_size(device: torch.device) -> int:
@@ -117,8 +100,10 @@ def run_invert(
     say: Callable[[str], None] = lambda message: None,
     stdin: Iterator[str] | None = None,
     shared_dir: Path | None = None,
+    ray: RaySettings | None = None,
 ) -> dict:
-    """Invert every crop; `batch_size` None picks one for the device (see `auto_batch_size`)."""
+    """Invert every crop; `batch_size` None picks one for the device (see `auto_batch_size`);
+    `ray` runs the batches on Ray workers (`inversion.ray_pool`)."""
     if perceptual not in ("lpips", "none"):
         raise UserError(f"--perceptual {perceptual!r}: expected lpips or none")
     settings.validate()
@@ -129,7 +114,7 @@ def run_invert(
     items = list_crops(input_spec, stdin, exclude=out_dir)
     with claimed_output_folder(out_dir):
         return _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptual, vgg_path,
-                           batch_size or auto_batch_size(device), device, overwrite, emit, say, shared_dir)
+                           batch_size or auto_batch_size(device), device, overwrite, emit, say, shared_dir, ray)
 
 
 def require_invertible(checkpoint, generator_path: Path, space: str = "w+") -> None:
@@ -145,16 +130,14 @@ def require_invertible(checkpoint, generator_path: Path, space: str = "w+") -> N
 
 
 def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptual, vgg_path, batch_size, device,
-                overwrite, emit, say, shared_dir) -> dict:
+                overwrite, emit, say, shared_dir, ray: RaySettings | None = None) -> dict:
+    """Plan (fingerprints: which crops need work), run the batches (here, or on Ray workers), record
+    (failures, metrics, JSON lines, counts) as the outcomes come back."""
     checkpoint = load_checkpoint(generator_path)
     require_invertible(checkpoint, generator_path, settings.space)
-    generator = checkpoint.build_generator(device)
-    encoder = None
-    if encoder_path is not None:
-        encoder = load_encoder(encoder_path, generator.num_ws, generator.w_dim, checkpoint.sha256).to(device)
-        encoder.requires_grad_(False)
+    if encoder_path is not None and ray is not None:  # a wrong encoder: one line before any worker starts
+        load_encoder(encoder_path, checkpoint.num_latent_layers, checkpoint.latent_dim, checkpoint.sha256)
     vgg_file = find_vgg_weights(vgg_path, shared_dir) if perceptual == "lpips" else None
-    lpips_model = LPIPS(vgg_file).to(device) if vgg_file is not None else None
     # Everything that changes a code, except the crop itself (added per item). The VGG file is 528 MB:
     # its name and size identify it well enough without hashing it on every run.
     common_settings = {
@@ -165,7 +148,7 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
     }
     failures = FailureLog(out_dir, say, key="aligned")
     summary = {"inverted": 0, "skipped": 0, "failed": 0, "unreadable": 0, "redone": 0}
-    pending: list[tuple[CropItem, str]] = []
+    pending: list[CropJob] = []
     for item in items:
         code_path, rec_path, info_path = _outputs(out_dir, item)
         try:
@@ -182,68 +165,28 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
             continue
         if info is not None:
             summary["redone"] += 1
-        pending.append((item, crop_print))
+        pending.append(CropJob(item.aligned, item.name, item.meta, crop_print))
     if summary["redone"]:
         say(f"{summary['redone']} crop(s) redone: the crop, generator, encoder or settings changed since they were inverted")
 
-    def invert_batch(batch_targets):
-        return [invert(generator, torch.stack(list(batch_targets)).to(device), encoder, lpips_model, settings)]
-
-    run_batch = HalvingRunner(invert_batch, say)
     batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
-    for batch in track(batches, "inverting", weight=len, unit="crops"):
-        targets, kept = [], []
-        for item, crop_print in batch:
-            try:
-                targets.append(load_target(item.aligned, generator.img_resolution))
-                kept.append((item, crop_print))
-            except (ValueError, OSError) as exc:
-                summary["unreadable"] += 1
-                failures.add(item.aligned, "unreadable", str(exc))
-        if not kept:
-            continue
-        try:
-            result = merge_results(run_batch(targets))
-        except OutOfMemory as exc:
-            for item, _ in kept:
-                summary["failed"] += 1
-                failures.add(item.aligned, "out_of_memory", str(exc))
-            continue
-        reconstructions = images.tensor_to_uint8(result.reconstructions)
-        encoder_only = images.tensor_to_uint8(result.start_reconstructions) if encoder is not None else None
-        for index, (item, crop_print) in enumerate(kept):
-            code_path, rec_path, info_path = _outputs(out_dir, item)
-            if result.failure[index] is not None:
-                summary["failed"] += 1
-                failures.add(item.aligned, "inversion_failed", f"inversion failed ({result.failure[index]}); no code written")
-                continue
-            metrics = {
-                "aligned": str(Path(item.aligned).resolve()),
-                "mse": round(result.mse[index].item(), 6),
-                "psnr": round(psnr_from_mse(result.mse[index]).item(), 3),
-                "start_mse": round(result.start_mse[index].item(), 6),
-                "start_psnr": round(psnr_from_mse(result.start_mse[index]).item(), 3),
-                "start_lpips": round(result.start_lpips[index].item(), 5) if result.start_lpips is not None else None,
-                "lpips": round(result.lpips[index].item(), 5) if result.lpips is not None else None,
-                "seconds": round(result.seconds / len(kept), 3),
-                "steps": settings.steps,
-                "encoder": encoder_path is not None,
-            }
-            atomic.save_npy(code_path, result.ws[index].detach().cpu().numpy().astype(np.float32))
-            images.save_rgb(rec_path, reconstructions[index])
-            encoder_path_png = rec_path.with_name(rec_path.name.replace("_rec.png", "_encoder.png"))
-            if encoder_only is not None:
-                images.save_rgb(encoder_path_png, encoder_only[index])
+    if not batches:
+        return summary
+    if ray is not None:
+        from inversion.ray_pool import run_on_ray
+
+        results = run_on_ray(batches, out_dir, generator_path, encoder_path, settings, vgg_file, ray, say)
+    else:
+        worker = InversionWorker(out_dir, generator_path, encoder_path, settings, vgg_file, str(device))
+        worker.say = say
+        results = (worker.invert_jobs(batch) for batch in batches)
+    for outcomes in track(results, "inverting", total=len(pending), weight=len, unit="crops"):
+        for outcome in outcomes:
+            if outcome.kind == "inverted":
+                atomic.append_jsonl(out_dir / "metrics.jsonl", outcome.metrics)
+                summary["inverted"] += 1
+                emit(outcome.record)
             else:
-                encoder_path_png.unlink(missing_ok=True)
-            record = {"code": str(code_path.resolve()), "reconstruction": str(rec_path.resolve()),
-                      "encoder_reconstruction": str(encoder_path_png.resolve()) if encoder_only is not None else None,
-                      "aligned": metrics["aligned"], "meta": str(Path(item.meta).resolve()) if item.meta else None,
-                      "psnr": metrics["psnr"]}
-            atomic.write_json(info_path, {"record": record, "metrics": metrics, "fingerprint": crop_print,
-                                          "generator_sha256": checkpoint.sha256, "generator": str(Path(generator_path).resolve()),
-                                          "time": time.time()})
-            atomic.append_jsonl(out_dir / "metrics.jsonl", metrics)
-            summary["inverted"] += 1
-            emit(record)
+                summary["unreadable" if outcome.kind == "unreadable" else "failed"] += 1
+                failures.add(outcome.aligned, "inversion_failed" if outcome.kind == "failed" else outcome.kind, outcome.reason)
     return summary

@@ -30,6 +30,7 @@ from editing.stage import EditOptions, run_edit
 from factorization.stage import DIRECTIONS_NAME, run_factorize, store_labels
 from generators.checkpoint import load_checkpoint
 from inversion.optimize import InversionSettings
+from inversion.ray_pool import RaySettings
 from inversion.perceptual import find_vgg_weights
 from inversion.stage import require_invertible, run_invert
 from common.fingerprint import content_sha256
@@ -62,6 +63,7 @@ class RunOptions:
     quality: int = DEFAULT_QUALITY
     animate: str | None = None
     recipe: Path | None = None  # a recipe from `sefa-edit ui`, applied as one more edit
+    ray: RaySettings | None = None  # invert on Ray workers
     preview: bool = False  # render the directions page's sample grids (factorize --preview)
     seed: int = 0
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -176,7 +178,7 @@ def _run_stages(photos, out, generator, generator_sha256, encoder, options, fact
     else:
         start = time.perf_counter()
         invert_summary = run_invert(str(out / "aligned"), out / "codes", generator, encoder, options.inversion_settings(), perceptual,
-                                    options.vgg, options.batch_size, device, say=say, shared_dir=shared_dir)
+                                    options.vgg, options.batch_size, device, say=say, shared_dir=shared_dir, ray=options.ray)
         times["invert"] = time.perf_counter() - start
 
         start = time.perf_counter()

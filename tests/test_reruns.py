@@ -314,7 +314,7 @@ def test_inversion_on_cpu_writes_each_crop_as_it_finishes_and_counts_images(monk
 def test_out_of_memory_halves_the_batch_and_gives_the_same_codes(tmp_path, monkeypatch):
     """A device that fits one crop at a time: the batch of 3 is split (3 -> 2 + 1 -> 1 + 1 + 1), the run
     goes on with the smaller size, and the codes equal those of a batch-1 run."""
-    import inversion.stage as stage
+    import inversion.worker as stage
 
     aligned = tmp_path / "aligned"
     for name in ("obama_small.jpg", "biden.jpg", "obama2.jpg"):

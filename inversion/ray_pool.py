@@ -1,0 +1,103 @@
+"""`invert --ray` / `run --ray`: the inversion's batches on Ray workers (the optional `ray` extra).
+
+Each worker is a Ray actor holding one `InversionWorker` (generator, encoder and VGG loaded once), with
+`gpus_per_worker` GPUs reserved for it (Ray sets CUDA_VISIBLE_DEVICES, so each actor sees its own).
+The driver keeps everything else: the plan (which crops need work, by fingerprint), the OUT lock, the
+failure list, `metrics.jsonl` and the counts, so a Ray run and a local run write the same files and a
+rerun with or without Ray does only the missing work. Batches go to whichever actor is free; a crop
+whose files were written before a worker died is done, the others are redone by the rerun.
+
+OUT must be on storage that every worker sees: the driver writes a marker with a random token under
+OUT and every actor reads it back before it loads anything, or the run stops with a clear message.
+`--ray auto` starts (or joins) a Ray instance on this machine; `--ray ray://HOST:10001` or
+`--ray HOST:6379` joins a cluster whose workers have sefa-edit installed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from common.errors import UserError
+from inversion.optimize import InversionSettings
+from inversion.worker import CropJob, InversionWorker, Outcome, SharedStorageError
+
+MARKER_NAME = ".ray-storage-check"
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    address: str = "auto"  # auto: this machine's Ray (started if none runs); else a cluster address
+    workers: int | None = None  # None: one per GPU of the cluster, or per 2 CPUs without GPUs
+    gpus_per_worker: float = 0.0
+
+    def validate(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise UserError(f"--workers {self.workers}: must be 1 or more")
+        if self.gpus_per_worker < 0:
+            raise UserError(f"--gpus-per-worker {self.gpus_per_worker}: must be 0 or more")
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--ray needs Ray: pip install -e .[ray] (setup.sh installs it)") from None
+    return ray
+
+
+def connect(settings: RaySettings):
+    ray = _import_ray()
+    if not ray.is_initialized():
+        try:
+            if settings.address == "auto":
+                ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(address=settings.address, ignore_reinit_error=True, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise UserError(f"--ray {settings.address}: cannot connect to Ray ({str(exc).splitlines()[0]})") from None
+    return ray
+
+
+def worker_count(ray, settings: RaySettings) -> int:
+    if settings.workers is not None:
+        return settings.workers
+    resources = ray.cluster_resources()
+    if settings.gpus_per_worker > 0:
+        return max(1, int(resources.get("GPU", 0) // settings.gpus_per_worker))
+    return max(1, int(resources.get("CPU", 1) // 2))
+
+
+def run_on_ray(batches: list[list[CropJob]], out_dir: Path, generator_path: Path, encoder_path: Path | None,
+               settings: InversionSettings, vgg_file: Path | None, ray_settings: RaySettings,
+               say: Callable[[str], None]) -> Iterator[list[Outcome]]:
+    """Yield each batch's outcomes as workers finish them (in completion order)."""
+    ray_settings.validate()
+    ray = connect(ray_settings)
+    count = min(worker_count(ray, ray_settings), len(batches))
+    marker = Path(out_dir) / MARKER_NAME
+    token = secrets.token_hex(16)
+    marker.write_text(token)
+    device = "cuda" if ray_settings.gpus_per_worker > 0 else "cpu"
+    remote_worker = ray.remote(num_gpus=ray_settings.gpus_per_worker, num_cpus=1, max_restarts=1,
+                               max_task_retries=1)(InversionWorker)
+    actors = [remote_worker.remote(Path(out_dir).resolve(), Path(generator_path).resolve(),
+                                   Path(encoder_path).resolve() if encoder_path is not None else None, settings, vgg_file,
+                                   device, (marker.resolve(), token)) for _ in range(count)]
+    say(f"inverting {sum(len(b) for b in batches)} crop(s) on {count} Ray worker(s) ({ray_settings.address})")
+    pool = ray.util.ActorPool(actors)
+    try:
+        for outcomes in pool.map_unordered(lambda actor, batch: actor.invert_jobs.remote(batch), batches):
+            yield outcomes
+    except ray.exceptions.RayActorError as exc:
+        cause = exc.args[0] if exc.args else exc
+        if isinstance(getattr(exc, "cause", None), SharedStorageError) or "not visible from worker" in str(cause):
+            raise UserError(str(getattr(exc, "cause", cause)).splitlines()[0]) from None
+        raise UserError(f"a Ray worker died ({str(cause).splitlines()[0]}); finished crops are kept, rerun to "
+                        f"redo the rest") from None
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        marker.unlink(missing_ok=True)

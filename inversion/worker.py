@@ -1,0 +1,159 @@
+"""The compute half of `invert`: models held once, batches of crops in, each crop's files out.
+
+`InversionWorker` loads the generator, the encoder and VGG (for LPIPS) once and inverts whatever
+batches it is given, writing each crop's own files (`<name>.npy`, `_rec.png`, `_encoder.png`,
+`<name>.json`) atomically. Everything shared by the batch (the failure list, `metrics.jsonl`, the
+JSON lines on stdout, the counts) stays with the caller, which gets one `Outcome` per crop. The same
+class runs in-process for a local run and as a Ray actor per worker (`inversion.ray_pool`), so both
+write byte-identical files for the same crops.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from common import atomic, images
+from common.devices import resolve_device
+from generators.checkpoint import load_checkpoint
+from inversion.encoder import load_encoder
+from inversion.memory import HalvingRunner, OutOfMemory
+from inversion.optimize import InversionResult, InversionSettings, invert, psnr_from_mse
+from inversion.perceptual import LPIPS
+
+
+@dataclass(frozen=True)
+class CropJob:
+    aligned: Path
+    name: Path  # output stem relative to the OUT folder
+    meta: Path | None
+    crop_print: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    aligned: Path
+    kind: str  # inverted | failed | unreadable | out_of_memory
+    reason: str | None = None
+    record: dict | None = None
+    metrics: dict | None = None
+
+
+def output_paths(out_dir: Path, name: Path) -> tuple[Path, Path, Path]:
+    base = Path(out_dir) / name
+    return base.with_suffix(".npy"), base.parent / f"{base.name}_rec.png", base.with_suffix(".json")
+
+
+def merge_results(parts: list[InversionResult]) -> InversionResult:
+    """One result from the results of a split batch, in order."""
+    if len(parts) == 1:
+        return parts[0]
+
+    def cat(name: str) -> torch.Tensor | None:
+        values = [getattr(part, name) for part in parts]
+        return None if values[0] is None else torch.cat(values)
+
+    tensors = ("ws", "reconstructions", "start_reconstructions", "start_mse", "start_lpips", "mse", "lpips")
+    return InversionResult(**{name: cat(name) for name in tensors},
+                           failure=[entry for part in parts for entry in part.failure],
+                           seconds=sum(part.seconds for part in parts))
+
+
+class InversionWorker:
+    def __init__(self, out_dir: Path, generator_path: Path, encoder_path: Path | None, settings: InversionSettings,
+                 vgg_file: Path | None, device_name: str = "auto", storage_check: tuple[Path, str] | None = None) -> None:
+        if storage_check is not None:
+            check_shared_storage(*storage_check)
+        self.out_dir = Path(out_dir)
+        self.generator_path, self.encoder_path, self.settings = Path(generator_path), encoder_path, settings
+        self.device = resolve_device(device_name)
+        checkpoint = load_checkpoint(self.generator_path)
+        self.generator_sha256 = checkpoint.sha256
+        self.generator = checkpoint.build_generator(self.device)
+        self.encoder = None
+        if encoder_path is not None:
+            self.encoder = load_encoder(encoder_path, self.generator.num_ws, self.generator.w_dim, checkpoint.sha256).to(self.device)
+            self.encoder.requires_grad_(False)
+        self.lpips = LPIPS(vgg_file).to(self.device) if vgg_file is not None else None
+        self.say: Callable[[str], None] = lambda message: None
+        self.run_batch = HalvingRunner(self._invert_targets, lambda message: self.say(message))
+
+    def _invert_targets(self, targets) -> list[InversionResult]:
+        return [invert(self.generator, torch.stack(list(targets)).to(self.device), self.encoder, self.lpips, self.settings)]
+
+    def invert_jobs(self, jobs: list[CropJob]) -> list[Outcome]:
+        """Invert one batch and write each crop's files; one Outcome per job, in order."""
+        from inversion.stage import load_target
+
+        outcomes: dict[int, Outcome] = {}
+        targets, kept = [], []
+        for index, job in enumerate(jobs):
+            try:
+                targets.append(load_target(job.aligned, self.generator.img_resolution))
+                kept.append((index, job))
+            except (ValueError, OSError) as exc:
+                outcomes[index] = Outcome(job.aligned, "unreadable", str(exc))
+        if kept:
+            try:
+                result = merge_results(self.run_batch(targets))
+            except OutOfMemory as exc:
+                for index, job in kept:
+                    outcomes[index] = Outcome(job.aligned, "out_of_memory", str(exc))
+            else:
+                for position, (index, job) in enumerate(kept):
+                    outcomes[index] = self._write(job, result, position, len(kept))
+        return [outcomes[index] for index in range(len(jobs))]
+
+    def _write(self, job: CropJob, result: InversionResult, index: int, batch: int) -> Outcome:
+        if result.failure[index] is not None:
+            return Outcome(job.aligned, "failed", f"inversion failed ({result.failure[index]}); no code written")
+        code_path, rec_path, info_path = output_paths(self.out_dir, job.name)
+        metrics = {
+            "aligned": str(Path(job.aligned).resolve()),
+            "mse": round(result.mse[index].item(), 6),
+            "psnr": round(psnr_from_mse(result.mse[index]).item(), 3),
+            "start_mse": round(result.start_mse[index].item(), 6),
+            "start_psnr": round(psnr_from_mse(result.start_mse[index]).item(), 3),
+            "start_lpips": round(result.start_lpips[index].item(), 5) if result.start_lpips is not None else None,
+            "lpips": round(result.lpips[index].item(), 5) if result.lpips is not None else None,
+            "seconds": round(result.seconds / batch, 3),
+            "steps": self.settings.steps,
+            "encoder": self.encoder_path is not None,
+        }
+        atomic.save_npy(code_path, result.ws[index].detach().cpu().numpy().astype(np.float32))
+        images.save_rgb(rec_path, images.tensor_to_uint8(result.reconstructions[index : index + 1])[0])
+        encoder_png = rec_path.with_name(rec_path.name.replace("_rec.png", "_encoder.png"))
+        if self.encoder is not None:
+            images.save_rgb(encoder_png, images.tensor_to_uint8(result.start_reconstructions[index : index + 1])[0])
+        else:
+            encoder_png.unlink(missing_ok=True)
+        record = {"code": str(code_path.resolve()), "reconstruction": str(rec_path.resolve()),
+                  "encoder_reconstruction": str(encoder_png.resolve()) if self.encoder is not None else None,
+                  "aligned": metrics["aligned"], "meta": str(Path(job.meta).resolve()) if job.meta else None,
+                  "psnr": metrics["psnr"]}
+        atomic.write_json(info_path, {"record": record, "metrics": metrics, "fingerprint": job.crop_print,
+                                      "generator_sha256": self.generator_sha256,
+                                      "generator": str(self.generator_path.resolve()), "time": time.time()})
+        return Outcome(job.aligned, "inverted", record=record, metrics=metrics)
+
+
+class SharedStorageError(RuntimeError):
+    """A worker cannot see the OUT folder the driver writes to."""
+
+
+def check_shared_storage(marker: Path, token: str) -> None:
+    """The driver wrote `token` into `marker` under OUT; a worker that cannot read it back is on other storage."""
+    import socket
+
+    try:
+        seen = Path(marker).read_text()
+    except OSError:
+        seen = None
+    if seen != token:
+        raise SharedStorageError(f"{marker.parent}: not visible from worker host {socket.gethostname()}; OUT must be on "
+                                 f"storage every Ray worker sees (NFS, a cluster file system)")
