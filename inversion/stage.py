@@ -13,10 +13,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-import cv2
 import torch
 
-from common import atomic, images
+from common import atomic
 from common.devices import resolve_device
 from common.errors import UserError
 from common.failures import FailureLog
@@ -63,16 +62,6 @@ def list_crops(input_spec: str, stdin: Iterator[str] | None = None, exclude: Pat
 def _sidecar(crop: Path) -> Path | None:
     meta = crop.with_suffix(".json")
     return meta if meta.is_file() else None
-
-
-def load_target(path: Path, resolution: int) -> torch.Tensor:
-    if not Path(path).is_file():
-        raise ValueError("not a regular file")
-    rgb = images.read_rgb(path)
-    if rgb.shape[0] != resolution or rgb.shape[1] != resolution:
-        interpolation = cv2.INTER_AREA if rgb.shape[0] > resolution else cv2.INTER_CUBIC
-        rgb = cv2.resize(rgb, (resolution, resolution), interpolation=interpolation)
-    return images.uint8_to_tensor(rgb)[0]
 
 
 def _outputs(out_dir: Path, item: CropItem) -> tuple[Path, Path, Path]:
@@ -177,7 +166,7 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
 
         results = run_on_ray(batches, out_dir, generator_path, encoder_path, settings, vgg_file, ray, say)
     else:
-        worker = InversionWorker(out_dir, generator_path, encoder_path, settings, vgg_file, str(device))
+        worker = InversionWorker(out_dir, generator_path, encoder_path, settings, vgg_file, str(device), checkpoint=checkpoint)
         worker.say = say
         results = (worker.invert_jobs(batch) for batch in batches)
     for outcomes in track(results, "inverting", total=len(pending), weight=len, unit="crops"):

@@ -28,7 +28,7 @@ from generators.checkpoint import load_checkpoint
 from generators.interface import LatentGenerator
 from inversion.encoder import Encoder, EncoderConfig, load_encoder_file, save_encoder
 from inversion.perceptual import LPIPS, find_vgg_weights
-from inversion.stage import load_target
+from inversion.worker import load_target
 
 
 @dataclass(frozen=True)

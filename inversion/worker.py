@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 import torch
 
 from common import atomic, images
 from common.devices import resolve_device
-from generators.checkpoint import load_checkpoint
+from generators.checkpoint import LoadedCheckpoint, load_checkpoint
 from inversion.encoder import load_encoder
 from inversion.memory import HalvingRunner, OutOfMemory
 from inversion.optimize import InversionResult, InversionSettings, invert, psnr_from_mse
@@ -42,6 +43,16 @@ class Outcome:
     reason: str | None = None
     record: dict | None = None
     metrics: dict | None = None
+
+
+def load_target(path: Path, resolution: int) -> torch.Tensor:
+    if not Path(path).is_file():
+        raise ValueError("not a regular file")
+    rgb = images.read_rgb(path)
+    if rgb.shape[0] != resolution or rgb.shape[1] != resolution:
+        interpolation = cv2.INTER_AREA if rgb.shape[0] > resolution else cv2.INTER_CUBIC
+        rgb = cv2.resize(rgb, (resolution, resolution), interpolation=interpolation)
+    return images.uint8_to_tensor(rgb)[0]
 
 
 def output_paths(out_dir: Path, name: Path) -> tuple[Path, Path, Path]:
@@ -66,13 +77,15 @@ def merge_results(parts: list[InversionResult]) -> InversionResult:
 
 class InversionWorker:
     def __init__(self, out_dir: Path, generator_path: Path, encoder_path: Path | None, settings: InversionSettings,
-                 vgg_file: Path | None, device_name: str = "auto", storage_check: tuple[Path, str] | None = None) -> None:
+                 vgg_file: Path | None, device_name: str = "auto", storage_check: tuple[Path, str] | None = None,
+                 checkpoint: LoadedCheckpoint | None = None) -> None:
+        """`checkpoint`: the generator already read by the caller (a local run), so it is not read twice."""
         if storage_check is not None:
             check_shared_storage(*storage_check)
         self.out_dir = Path(out_dir)
         self.generator_path, self.encoder_path, self.settings = Path(generator_path), encoder_path, settings
         self.device = resolve_device(device_name)
-        checkpoint = load_checkpoint(self.generator_path)
+        checkpoint = checkpoint if checkpoint is not None else load_checkpoint(self.generator_path)
         self.generator_sha256 = checkpoint.sha256
         self.generator = checkpoint.build_generator(self.device)
         self.encoder = None
@@ -88,8 +101,6 @@ class InversionWorker:
 
     def invert_jobs(self, jobs: list[CropJob]) -> list[Outcome]:
         """Invert one batch and write each crop's files; one Outcome per job, in order."""
-        from inversion.stage import load_target
-
         outcomes: dict[int, Outcome] = {}
         targets, kept = [], []
         for index, job in enumerate(jobs):

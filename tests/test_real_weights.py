@@ -67,7 +67,7 @@ PSNR_FLOOR_DB = 20.0  # W+ optimisation (no encoder, 100 steps) of a real aligne
 def test_real_face_inverts_above_the_psnr_floor(path: Path, tmp_path):
     from alignment.stage import AlignOptions, run_align
     from inversion.optimize import InversionSettings, invert, psnr_from_mse
-    from inversion.stage import load_target
+    from inversion.worker import load_target
 
     checkpoint = load_checkpoint(path)
     if checkpoint.stylegan2_config is None:
