@@ -121,7 +121,6 @@ class PreparedFace:
     size: int
     alpha: np.ndarray  # [y1 - y0, x1 - x0] float32 in [0, 1]
     offset: np.ndarray | None  # [size, size, 3] float32, added to each edit before warping
-    side: float  # the crop square's side in photo pixels (how large the face is)
 
 
 def _quad_box(quad: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -154,14 +153,13 @@ def prepare_face(photo: np.ndarray, quad: np.ndarray, landmarks: np.ndarray | No
         if reconstruction.shape[:2] != (size, size):
             raise ValueError(f"the reconstruction is {reconstruction.shape[1]}x{reconstruction.shape[0]}, the edits {size}x{size}")
         offset = colour_offset(photo, reconstruction, quad, in_crop)
-    side = float(np.linalg.norm(quad[3] - quad[0]))
-    face = PreparedFace(box, box_to_crop, size, np.zeros((0, 0), np.float32), offset, side)
+    face = PreparedFace(box, box_to_crop, size, np.zeros((0, 0), np.float32), offset)
     if x1 <= x0 or y1 <= y0:  # the quad lies wholly outside the photo
         return face
     alpha = _warp(soft, face)
     coverage = _warp(np.ones((size, size), np.float32), face)
     alpha = np.clip(alpha, 0, 1) * (coverage >= 0.999)
-    return PreparedFace(box, box_to_crop, size, alpha.astype(np.float32), offset, side)
+    return PreparedFace(box, box_to_crop, size, alpha.astype(np.float32), offset)
 
 
 def paste_face(canvas: np.ndarray, edited_crop: np.ndarray, face: PreparedFace) -> None:

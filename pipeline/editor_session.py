@@ -33,6 +33,7 @@ from common.photo_io import UnreadableImage, read_photo
 from common.photo_output import output_suffix, write_like
 from common.validate import require_label_name
 from editing.paste_back import PreparedFace, paste_face, prepare_face
+from editing.photo_composite import face_side
 from editing.recipe import Recipe, RecipeMove, slug
 from editing.sidecar import Sidecar, read_sidecar
 from generators.checkpoint import load_checkpoint
@@ -179,7 +180,7 @@ class EditorSession:
             reason = messages[0].split(": ", 1)[-1] if messages else "no face found"
             raise UserError(f"{name}: {reason}; try a photo where a face is clearly visible")
         self.known_faces.update((face.name, face) for face in faces)
-        return sorted(faces, key=lambda face: -self._face_side(face))
+        return sorted(faces, key=lambda face: -face_side(read_sidecar(face.sidecar_path)))
 
     def photos_in_out(self) -> list[Path]:
         """Photos that an earlier `run` or this editor aligned into OUT."""
@@ -192,14 +193,6 @@ class EditorSession:
             if isinstance(record, dict) and isinstance(record.get("source"), str) and Path(record["source"]).is_file():
                 sources.add(Path(record["source"]))
         return sorted(sources)
-
-    @staticmethod
-    def _face_side(face: Face) -> float:
-        try:
-            quad = np.asarray(json.loads(face.sidecar_path.read_text())["quad"], dtype=float)
-            return float(np.linalg.norm(quad[3] - quad[0]))
-        except (OSError, ValueError, KeyError):
-            return 0.0
 
     def open_face(self, face: Face, steps: int = 100, use_encoder: bool = True) -> OpenFace:
         """Invert the face (OUT/codes; skipped when the same settings did it before) and prepare it for sliders."""

@@ -26,7 +26,6 @@ from common.fingerprint import content_sha256
 from common.images import read_rgb, save_rgb
 from common.photo_io import read_photo
 
-_used_thumbnails: set[str] = set()  # by the page being written; the others are stale and removed
 THUMB_SIDE = 640
 
 
@@ -80,7 +79,6 @@ def thumbnail(image: Path, out: Path, upright: bool = False) -> Path:
     """A JPEG of at most THUMB_SIDE pixels on a side, named by the image's content (so a rerun that
     changes nothing makes nothing new). `upright`: read as a photo (EXIF orientation applied), for originals."""
     thumb = out / "report" / "thumbs" / f"{content_sha256(image)[:20]}{'u' if upright else ''}.jpg"
-    _used_thumbnails.add(thumb.name)
     if not thumb.is_file():
         rgb = read_photo(image).rgb if upright else read_rgb(image)
         scale = min(1.0, THUMB_SIDE / max(rgb.shape[:2]))
@@ -246,7 +244,6 @@ def _header_html(header: ReportHeader | None, out: Path) -> str:
 
 
 def write_index(out: Path, title: str, header: ReportHeader | None = None) -> Path:
-    _used_thumbnails.clear()
     faces = _faces(out)
     markers = _pasted_by_source(out)
     by_source: dict[str, list[_Face]] = {}
@@ -287,6 +284,6 @@ section.photo {{ border-top: 1px solid #ddd; padding-top: 1em; margin-top: 1em; 
     written = atomic.write_text(out / "index.html", page)
     thumbs = out / "report" / "thumbs"
     for stale in thumbs.glob("*.jpg") if thumbs.is_dir() else []:
-        if stale.name not in _used_thumbnails:  # of photos replaced or edits redone since
+        if stale.name not in page:  # not linked from the page: of photos replaced or edits redone since
             stale.unlink(missing_ok=True)
     return written
