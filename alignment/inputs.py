@@ -8,6 +8,7 @@ from typing import Iterable
 
 from common.errors import UserError
 from common.photo_io import find_images
+from common.regular_files import problem_with
 from common.stdin_records import stdin_records
 
 
@@ -27,8 +28,9 @@ def list_inputs(source: str, stdin: Iterable[str] | None = None, exclude: Path |
         except UserError as exc:
             raise ValueError(str(exc)) from None
     root = Path(source)
-    if root.is_file():
-        return [InputItem(root, Path(root.name))]
     if root.is_dir():
         return [InputItem(p, p.relative_to(root)) for p in find_images(root, exclude=exclude)]
-    raise FileNotFoundError(source)
+    problem = problem_with(root)
+    if problem is not None:
+        raise UserError(f"{source}: {problem}; pass a photo, a folder of photos, or - for stdin")
+    return [InputItem(root, Path(root.name))]

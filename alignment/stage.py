@@ -19,7 +19,7 @@ from common.failures import FailureLog
 from common.fingerprint import content_sha256, fingerprint
 from common.naming import unique_stems
 from common.output_folder import claimed_output_folder, check_output_path
-from common.photo_io import DEFAULT_MAX_PIXELS, UnreadableImage, read_photo
+from common.photo_io import DEFAULT_MAX_PIXELS, UnreadableImage, check_max_pixels, read_photo
 from common.progress import track
 from alignment.ffhq import ffhq_quad, render_aligned
 from alignment.inputs import InputItem, list_inputs
@@ -55,8 +55,7 @@ class AlignOptions:
             raise UserError(f"--landmarks {self.landmarks!r}: expected 68 or 5")
         if not 0 <= self.upsample <= 4:
             raise UserError(f"--upsample {self.upsample}: expected 0 to 4")
-        if self.max_pixels < 1:
-            raise UserError(f"--max-pixels {self.max_pixels}: must be positive")
+        check_max_pixels(self.max_pixels)
 
     def result_settings(self) -> dict:
         """The settings that change the crops (and so belong in their fingerprint)."""
@@ -94,11 +93,11 @@ def run_align(
     """Align every photo of `input_spec`; `exclude` (default OUT) is a folder never scanned for input."""
     options.validate()
     check_output_path(out_dir)
-    if input_spec != "-" and not Path(input_spec).exists():
+    if input_spec != "-" and not Path(input_spec).exists() and not Path(input_spec).is_symlink():
         raise UserError(f"{input_spec}: no such file or folder; pass a photo, a folder of photos, or - for stdin")
     try:
         items = list_inputs(input_spec, stdin, exclude=exclude or out_dir)
-    except ValueError as exc:
+    except ValueError as exc:  # a bad stdin line
         raise UserError(str(exc)) from exc
     with claimed_output_folder(out_dir):
         return _align_all(items, input_spec, out_dir, options, emit, say)

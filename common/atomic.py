@@ -100,8 +100,10 @@ def write_json(path: Path, obj: Any) -> Path:
 def read_json_object(path: Path) -> dict | None:
     """A JSON object written by `write_json` (a marker, a record), or None when the file is missing,
     unreadable or not an object: to a rerun, all three mean "not done"."""
+    from common.json_files import read_json
+
     try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
+        value = read_json(path)
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None

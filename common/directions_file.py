@@ -10,7 +10,6 @@ so that `--edit age=+2` means moving 2 units along -direction 3 on layers 0-1.
 
 from __future__ import annotations
 
-import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 from common import atomic
 from common.errors import UserError
+from common.json_files import BadJson, read_json
 from common.safe_arrays import BadArray, load_npz_member
 from common.validate import require_label_name
 
@@ -102,9 +102,11 @@ def load_directions(path: Path) -> DirectionsFile:
 def load_labels(path: Path, num_directions: int) -> dict[str, DirectionLabel]:
     """Read and validate a labels file; errors name the entry at fault."""
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc}); expected {{\"age\": {{\"index\": 3, \"sign\": -1}}}}") from exc
+        raw = read_json(path)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the labels ({exc.strerror or exc}); pass a labels JSON file") from None
+    except BadJson as exc:
+        raise UserError(f"{path}: {exc}; expected {{\"age\": {{\"index\": 3, \"sign\": -1}}}}") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a JSON object mapping names to directions")
     labels: dict[str, DirectionLabel] = {}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from common import atomic
+from common.regular_files import absolute
 
 FAILURES_NAME = "failures.jsonl"
 
@@ -27,5 +28,5 @@ class FailureLog:
     def add(self, item: Path | str, error: str, reason: str) -> None:
         """Report one skipped item (stages count their own failures by kind in their summaries)."""
         self.say(f"{item}: {reason}; skipped")
-        absolute = str(Path(item).resolve())  # the log means the same from any working directory
-        atomic.append_jsonl(self.path, {self.key: absolute, "error": error, "reason": reason, "time": time.time()})
+        full_path = str(absolute(item))  # the log means the same from any working directory
+        atomic.append_jsonl(self.path, {self.key: full_path, "error": error, "reason": reason, "time": time.time()})

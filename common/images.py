@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from common import atomic
+from common.regular_files import open_regular
 
 
 def tensor_to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -51,7 +52,8 @@ def save_rgb(path: Path, rgb: np.ndarray) -> Path:
 
 def read_rgb(path: Path) -> np.ndarray:
     """Read an image file as uint8 RGB (used for our own PNG outputs; photos go through alignment's reader)."""
-    data = np.fromfile(str(path), dtype=np.uint8)
+    with open_regular(path) as handle:  # a FIFO named like a crop must not block the batch
+        data = np.frombuffer(handle.read(), dtype=np.uint8)
     if data.size == 0:  # cv2.imdecode aborts on an empty buffer instead of returning None
         raise ValueError("not a readable image (empty file, 0 bytes)")
     try:

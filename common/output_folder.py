@@ -4,6 +4,11 @@ Every stage writes into one OUT folder. Two processes writing the same OUT at on
 same files and done-markers, so the first one holds an exclusive `flock` on `OUT/.sefa-edit.lock` for
 as long as it works there and the second is refused with a clear message. The lock dies with the
 process (a killed run never leaves a stale lock behind).
+
+A killed process does leave its temporary files (`common.atomic` writes `.NAME.XXXX.tmp` beside each
+output and renames it when complete). Once the lock is ours no one else writes in OUT, so the
+temporaries found there are all stale and are removed, in OUT and its subfolders, except subfolders
+that another process has locked as its own OUT at that moment.
 """
 
 from __future__ import annotations
@@ -11,13 +16,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from common.errors import UserError
+from common.regular_files import absolute
 
 LOCK_NAME = ".sefa-edit.lock"
+# common.atomic's temporaries (`.NAME.XXXXXXXX.tmp`, `.STEM.PID.tmp.SUFFIX`) and the write probe below.
+_TEMPORARY = re.compile(r"^\..+\.tmp(\.[A-Za-z0-9]+)?$|^\.write-test-")
 
 
 def check_output_path(out_dir: Path, option: str = "OUT") -> None:
@@ -57,15 +66,46 @@ def claimed_output_folder(out_dir: Path, option: str = "OUT") -> Iterator[Path]:
         handle.truncate()
         handle.write(f"pid {os.getpid()}")
         handle.flush()
+        remove_stale_temporaries(out_dir)
         yield out_dir
     finally:
         handle.close()  # closing the descriptor releases the lock
 
 
+def remove_stale_temporaries(out_dir: Path) -> int:
+    """Delete the temporary files earlier, killed runs left in OUT (the caller holds OUT's lock);
+    returns how many. A subfolder locked by another process is left alone: it is that one's OUT."""
+    removed = 0
+    for folder, subfolders, files in os.walk(out_dir):
+        subfolders[:] = [name for name in subfolders if not _locked_by_another(Path(folder) / name)]
+        for name in files:
+            if _TEMPORARY.match(name):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
+                except OSError:
+                    pass  # gone meanwhile, or not ours to delete: harmless either way
+    return removed
+
+
+def _locked_by_another(folder: Path) -> bool:
+    lock = folder / LOCK_NAME
+    if not lock.is_file():
+        return False
+    try:
+        with open(lock, "a+") as probe:
+            fcntl.flock(probe.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def is_inside(path: Path, folder: Path) -> bool:
     """True when `path` is `folder` or lies under it (both resolved, so `..` and links do not fool it)."""
     try:
-        Path(path).resolve().relative_to(Path(folder).resolve())
+        absolute(path).relative_to(absolute(folder))
         return True
     except ValueError:
         return False

@@ -6,33 +6,54 @@ fallback for files Pillow cannot open. Every result is an upright uint8 RGB arra
 
 from __future__ import annotations
 
-import stat
+import contextlib
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from common.errors import UserError
 from common.output_folder import is_inside
+from common.regular_files import open_regular, problem_with
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
-# Our own limit (`max_pixels`, checked from the header) comes first; Pillow's is only a backstop.
-Image.MAX_IMAGE_PIXELS = 40_000 * 40_000
+# Our own limit (`max_pixels`, checked from the header before any pixel is decoded) is the one that
+# applies: Pillow's would refuse a 65000 x 65000 JPEG in its own words first, and warn on stderr
+# (DecompressionBombWarning) for photos a user allowed with --max-pixels. `read_photo` is the only
+# place the project hands user files to Pillow.
+Image.MAX_IMAGE_PIXELS = None
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: a 12,000 x 8,000 photo; decoding takes 300 MB
+HIGHEST_MAX_PIXELS = 1_600_000_000  # what --max-pixels may allow: 40,000 x 40,000, ~5 GB to decode and warp
 
 
-def find_images(root: Path, exclude: Path | None = None) -> list[Path]:
-    """Image files under `root` (recursive, by suffix, any case), sorted; hidden files and folders
-    (our own `.done` markers and temporary files) are left out, and so is `exclude` (an OUT folder that
-    lies inside the input folder: its own outputs must never become inputs)."""
+def check_max_pixels(value: int) -> None:
+    """--max-pixels must be positive and within what a machine can decode; checked before any work."""
+    if not 1 <= value <= HIGHEST_MAX_PIXELS:
+        raise UserError(f"--max-pixels {value}: expected 1 to {HIGHEST_MAX_PIXELS:,} ({HIGHEST_MAX_PIXELS / 1e6:g} MP)")
+
+
+def find_images(root: Path, exclude: Path | None = None, regular_only: bool = False) -> list[Path]:
+    """Paths named like images under `root` (recursive, by suffix, any case; links to folders are not
+    followed), sorted; hidden files and folders (our own `.done` markers and temporary files) are left
+    out, and so is `exclude` (an OUT folder that lies inside the input folder: its own outputs must
+    never become inputs).
+
+    A FIFO, a device, a folder named `x.jpg`, a dangling link or a link loop is returned too, so that
+    the stage lists it with its reader's reason (`common.regular_files`) instead of passing it over
+    without a word; `regular_only` leaves such paths out (training data, where there is no list)."""
     root = Path(root)
     return sorted(
         path for path in root.rglob("*")
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+        if path.suffix.lower() in IMAGE_SUFFIXES
         and not any(part.startswith(".") for part in path.relative_to(root).parts)
         and not (exclude is not None and is_inside(path, exclude))
+        and not (regular_only and problem_with(path) is not None)
     )
 
 
@@ -74,9 +95,34 @@ def _to_uint8_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
+@contextlib.contextmanager
+def _quiet_c_stderr() -> Iterator[None]:
+    """Hold back what C libraries write to file descriptor 2 meanwhile (libjpeg's "Corrupt JPEG data",
+    libpng's warnings, OpenCV's size-limit errors): the reason the photo is skipped is ours, one line."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable stderr: nothing to protect
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def _read_with_opencv(path: Path) -> np.ndarray | None:
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    with open_regular(path) as handle:
+        data = np.frombuffer(handle.read(), dtype=np.uint8)
+    if data.size == 0:
+        return None
+    with _quiet_c_stderr():
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         return None
     if image.dtype == np.uint16:
@@ -92,18 +138,15 @@ def _read_with_opencv(path: Path) -> np.ndarray | None:
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
-        raise UnreadableImage(f"{width}x{height} is {width * height / 1e6:.0f} MP, over the {max_pixels / 1e6:g} MP limit; "
-                              f"pass --max-pixels to allow larger photos")
+        advice = "pass --max-pixels to allow larger photos" if max_pixels < HIGHEST_MAX_PIXELS else "scale the photo down"
+        raise UnreadableImage(f"{width}x{height} is {width * height / 1e6:.0f} MP, over the {max_pixels / 1e6:g} MP limit; {advice}")
 
 
 def _check_regular_file(path: Path) -> None:
     """A FIFO or device named like a photo would block or never end: only regular files are read."""
-    try:
-        mode = Path(path).stat().st_mode
-    except OSError as exc:
-        raise UnreadableImage(f"cannot read ({exc.strerror or exc})") from None
-    if not stat.S_ISREG(mode):
-        raise UnreadableImage("not a regular file (a folder, pipe or device)")
+    problem = problem_with(path)
+    if problem is not None:
+        raise UnreadableImage(problem)
     if Path(path).stat().st_size == 0:
         raise UnreadableImage("not a readable image (empty file, 0 bytes)")
 
@@ -129,6 +172,7 @@ def read_photo(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, keep_alpha: boo
     `keep_alpha` (for writing results): a photo with transparency gives its own colour channels, not
     composited on white, and the alpha channel beside them, so both can be written back unchanged."""
     _check_regular_file(path)
+    max_pixels = min(max_pixels, HIGHEST_MAX_PIXELS)
     try:
         with Image.open(path) as image:
             _check_pixels(image.width, image.height, max_pixels)

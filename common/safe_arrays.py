@@ -8,20 +8,27 @@ Values must be finite: a NaN code renders as noise and poisons every edit made f
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
+from common.regular_files import open_regular
+
 DEFAULT_MAX_ELEMENTS = 64 * 1024 * 1024  # 256 MB of float32: far above any code or directions file
+NUMBER_KINDS = "fiub"  # codes: numbers only
+MEMBER_KINDS = "fiubUS"  # directions files also keep short strings (sha256, names)
 
 
 class BadArray(ValueError):
     """The file is not a usable array; the message says why in plain words."""
 
 
-def _read_checked(handle: BinaryIO, available_bytes: int | None, max_elements: int) -> np.ndarray:
+def _read_checked(handle: BinaryIO, available_bytes: int | None, max_elements: int, kinds: str) -> np.ndarray:
+    """The array behind a `.npy` header, checked before any allocation; byte order made native (a
+    big-endian `>f4` file from another machine is a legitimate code, converted rather than refused)."""
     try:
         version = np.lib.format.read_magic(handle)
         if version == (1, 0):
@@ -36,8 +43,10 @@ def _read_checked(handle: BinaryIO, available_bytes: int | None, max_elements: i
         raise BadArray(f"not a .npy array (header unreadable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     if dtype.hasobject:
         raise BadArray("holds Python objects, not numbers")
-    if dtype.kind not in "fiubUS":  # numbers, and the short strings a directions file keeps (sha256, names)
-        raise BadArray(f"holds {dtype} values, expected numbers")
+    if dtype.kind not in kinds:
+        raise BadArray(f"holds {_dtype_words(dtype)} values, expected numbers")
+    if not all(isinstance(side, int) and side >= 0 for side in shape):
+        raise BadArray(f"declares an impossible shape {list(shape)} (negative size)")
     count = int(np.prod(shape, dtype=np.int64)) if shape else 1
     if count > max_elements:
         raise BadArray(f"declares shape {list(shape)} ({count:,} values), over the limit of {max_elements:,}")
@@ -48,26 +57,35 @@ def _read_checked(handle: BinaryIO, available_bytes: int | None, max_elements: i
     data = handle.read(needed)
     if len(data) < needed:
         raise BadArray(f"truncated: shape {list(shape)} needs {needed:,} bytes of data, found {len(data):,}")
-    array = np.frombuffer(data, dtype=dtype, count=count)
-    return array.reshape(shape, order="F" if fortran else "C").copy(order="C")  # 0-d stays 0-d, and owns its memory
+    array = np.frombuffer(data, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
+    native = dtype.newbyteorder("=") if dtype.byteorder not in ("=", "|") else dtype
+    return array.astype(native, order="C", copy=True)  # 0-d stays 0-d, native byte order, owns its memory
+
+
+def _dtype_words(dtype: np.dtype) -> str:
+    return {"U": "text (unicode string)", "S": "text (byte string)", "c": "complex", "M": "date", "m": "time-delta",
+            "V": "raw (void)"}.get(dtype.kind, str(dtype))
 
 
 def load_npy(path: Path, max_elements: int = DEFAULT_MAX_ELEMENTS, finite: bool = True) -> np.ndarray:
     """Read one `.npy` file with its header checked before any allocation; BadArray says what is wrong."""
     path = Path(path)
-    if not path.is_file():
-        raise BadArray("not a regular file")
-    size = path.stat().st_size
-    if size == 0:
-        raise BadArray("empty file (0 bytes)")
-    with open(path, "rb") as handle:
-        array = _read_checked(handle, size, max_elements)
+    try:
+        handle = open_regular(path)
+    except OSError as exc:
+        raise BadArray(exc.strerror or str(exc)) from None
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            raise BadArray("empty file (0 bytes)")
+        array = _read_checked(handle, size, max_elements, NUMBER_KINDS)
     if finite and array.dtype.kind == "f" and not np.isfinite(array).all():
         raise BadArray(f"holds {int((~np.isfinite(array)).sum())} NaN or infinite value(s)")
     return array
 
 
-def load_npz_member(archive: zipfile.ZipFile, name: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> np.ndarray:
+def load_npz_member(archive: zipfile.ZipFile, name: str, max_elements: int = DEFAULT_MAX_ELEMENTS,
+                    kinds: str = MEMBER_KINDS) -> np.ndarray:
     """Read one member of an `.npz` (a zip of `.npy`s), expanding only that member, within the limit."""
     member = f"{name}.npy"
     try:
@@ -75,4 +93,4 @@ def load_npz_member(archive: zipfile.ZipFile, name: str, max_elements: int = DEF
     except KeyError:
         raise BadArray(f"has no '{name}' array") from None
     with archive.open(info) as handle:
-        return _read_checked(handle, info.file_size, max_elements)
+        return _read_checked(handle, info.file_size, max_elements, kinds)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from common.errors import UserError
+from common.json_files import BadJson, parse_json_text
 from common.naming import unique_stems
 
 T = TypeVar("T")
@@ -24,12 +24,14 @@ def stdin_records(keys: tuple[str, ...], stdin: Iterable[str] | None = None) -> 
             yield Path(line), {}
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"stdin: not a JSON line ({exc.msg}): {line[:80]}") from None
+            record = parse_json_text(line)
+        except BadJson as exc:
+            raise UserError(f"stdin: {exc}: {line[:80]}") from None
+        if not isinstance(record, dict):
+            raise UserError(f"stdin: a JSON line that is not an object: {line[:80]}")
         path = next((record[key] for key in keys if record.get(key)), None)
-        if path is None:
-            raise UserError(f"stdin: JSON line without any of {', '.join(repr(k) for k in keys)}: {line[:80]}")
+        if not isinstance(path, str):
+            raise UserError(f"stdin: JSON line without a path under any of {', '.join(repr(k) for k in keys)}: {line[:80]}")
         yield Path(path), record
 
 

@@ -12,7 +12,6 @@ other than its own (the same direction means something else in another generator
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from common.errors import UserError
+from common.json_files import BadJson, read_json
 from generators.latent_edit import move_along
 
 RECIPE_FORMAT = "sefa-edit-recipe"
@@ -127,13 +127,11 @@ def recipe_from_json(raw: Any, source: str = "recipe") -> Recipe:
 def load_recipe(path: Path) -> Recipe:
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_RECIPE_BYTES:
-            raise UserError(f"{path}: {path.stat().st_size} bytes is too large for a recipe (at most 16 MB)")
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = read_json(path, max_bytes=MAX_RECIPE_BYTES)
     except OSError as exc:
-        raise UserError(f"{path}: cannot read the recipe ({exc.strerror or exc})") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _fail(str(path), f"not valid JSON ({exc})") from None
+        raise UserError(f"{path}: cannot read the recipe ({exc.strerror or exc}); pass the recipe file the editor saved") from None
+    except BadJson as exc:
+        raise _fail(str(path), str(exc)) from None
     return recipe_from_json(raw, str(path))
 
 

@@ -13,7 +13,6 @@ in `OUT/failures.jsonl`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -27,12 +26,14 @@ from common.directions_file import LABELS_NAME, DirectionsFile, load_directions
 from common.errors import UserError
 from common.failures import FailureLog
 from common.fingerprint import content_sha256, fingerprint
+from common.json_files import read_json_object
 from common.layer_spec import parse_layer_spec
 from common.naming import unique_stems
 from common.output_folder import check_output_path, claimed_output_folder, is_inside
-from common.photo_io import DEFAULT_MAX_PIXELS
+from common.photo_io import DEFAULT_MAX_PIXELS, check_max_pixels
 from common.photo_output import DEFAULT_QUALITY, check_quality
 from common.progress import track
+from common.regular_files import problem_with
 from common.safe_arrays import BadArray, load_npy
 from common.stdin_records import distinct_stdin_inputs
 from common.sweeps import write_sweep
@@ -84,6 +85,7 @@ class EditOptions:
         if self.batch_size < 1:
             raise UserError(f"--batch-size {self.batch_size}: must be 1 or more")
         check_quality(self.quality)
+        check_max_pixels(self.max_pixels)
         if self.min_face_size < 0:
             raise UserError(f"--min-face-size {self.min_face_size}: must be 0 (paste every face) or more pixels")
 
@@ -92,14 +94,15 @@ def list_codes(input_spec: str, stdin: Iterator[str] | None = None, exclude: Pat
     """A folder of codes from `invert` (recursive; `exclude`, the OUT folder, left out), one .npy, or `-`
     (invert's JSON lines). Every code gets its own output name, however the stems clash."""
     if input_spec == "-":
-        inputs = distinct_stdin_inputs(("code",), lambda path, record: Path(record["meta"]) if record.get("meta")
-                                       else _meta_of(path), stdin)
+        inputs = distinct_stdin_inputs(("code",), lambda path, record: Path(record["meta"])
+                                       if isinstance(record.get("meta"), str) and record["meta"] else _meta_of(path), stdin)
         return [CodeItem(path, name, meta) for path, name, meta in inputs]
     root = Path(input_spec)
     if root.is_file():
         return [CodeItem(root, root.stem, _meta_of(root))]
     if not root.is_dir():
-        raise UserError(f"{root}: no such file or folder; pass the output folder of `sefa-edit invert`, a .npy code, or -")
+        problem = problem_with(root) if root.exists() or root.is_symlink() else "no such file or folder"
+        raise UserError(f"{root}: {problem}; pass the output folder of `sefa-edit invert`, a .npy code, or -")
     codes = sorted(p for p in root.rglob("*.npy")
                    if not any(part.startswith(".") for part in p.relative_to(root).parts)
                    and not (exclude is not None and is_inside(p, exclude)))
@@ -110,13 +113,14 @@ def list_codes(input_spec: str, stdin: Iterator[str] | None = None, exclude: Pat
 def _meta_of(code: Path) -> Path | None:
     """The alignment sidecar recorded by `invert` beside the code."""
     info = code.with_suffix(".json")
-    if info.is_file():
-        try:
-            meta = json.loads(info.read_text()).get("record", {}).get("meta")
-            return Path(meta) if isinstance(meta, str) and meta else None
-        except (OSError, ValueError, AttributeError):
-            return None
-    return None
+    if not info.is_file():
+        return None
+    try:
+        record = read_json_object(info).get("record")
+    except (OSError, ValueError):  # unreadable, not JSON, crafted: no sidecar known, the code itself still edits
+        return None
+    meta = record.get("meta") if isinstance(record, dict) else None
+    return Path(meta) if isinstance(meta, str) and meta else None
 
 
 def resolve_layers(spec: EditSpec, directions: DirectionsFile, override: str | None, num_ws: int) -> list[int]:

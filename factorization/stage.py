@@ -11,8 +11,10 @@ from common.demo_models import is_demo_generator
 from common.devices import resolve_device
 from common.directions_file import LABELS_NAME, DirectionsFile, load_directions, load_labels
 from common.errors import UserError
+from common.json_files import MAX_JSON_BYTES
 from common.layer_spec import format_layer_spec, parse_layer_spec
 from common.output_folder import check_output_path, claimed_output_folder
+from common.regular_files import read_limited
 from factorization.preview import PreviewSettings, strengths, write_previews
 from factorization.report import write_report
 from factorization.sefa import factorize
@@ -86,14 +88,14 @@ def run_factorize(
 def store_labels(labels_path: Path, directions_dir: Path) -> None:
     """Keep a validated copy of the labels beside the directions, which `edit` reads."""
     load_labels(labels_path, num_directions=len(load_directions(directions_dir / DIRECTIONS_NAME).directions))
-    atomic.write_bytes(directions_dir / LABELS_NAME, Path(labels_path).read_bytes())
+    atomic.write_bytes(directions_dir / LABELS_NAME, read_limited(labels_path, MAX_JSON_BYTES))
 
 
 def _write_outputs(checkpoint, checkpoint_path: Path, directions: DirectionsFile, seconds: float, out_dir: Path, num_directions: int,
                    labels_path: Path | None, preview: PreviewSettings | None, device) -> FactorizeResult:
     directions_path = directions.save(out_dir / DIRECTIONS_NAME)
     if labels_path is not None:
-        atomic.write_bytes(out_dir / LABELS_NAME, Path(labels_path).read_bytes())
+        atomic.write_bytes(out_dir / LABELS_NAME, read_limited(labels_path, MAX_JSON_BYTES))
     else:
         (out_dir / LABELS_NAME).unlink(missing_ok=True)  # labels of earlier directions do not name these
     images.save_rgb(out_dir / "spectrum.png", spectrum_png(directions.all_eigenvalues, highlight=num_directions))

@@ -26,6 +26,7 @@ import torch
 from common import atomic
 from common.errors import UserError
 from common.hashing import sha256_file
+from common.regular_files import problem_with
 from generators import pggan, stylegan, stylegan2_state
 from generators.readers import biggan, genforce, idinvert, nvidia_pkl, psp, rosinality
 from generators.state_layout import LayoutError, load_checked
@@ -168,6 +169,9 @@ def _read_checkpoint(path: Path) -> LoadedCheckpoint:
         raise UserError(f"{path}: no such checkpoint file; pass the path of a generator .pkl/.pt/.pth")
     if path.is_dir():
         raise UserError(f"{path}: is a folder; pass the checkpoint file itself")
+    problem = problem_with(path)
+    if problem is not None:
+        raise UserError(f"{path}: {problem}; pass the checkpoint file itself")
     if path.stat().st_size == 0:
         raise UserError(f"{path}: file is empty; re-download or re-export the checkpoint")
     with open(path, "rb") as handle:

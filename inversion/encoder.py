@@ -27,6 +27,7 @@ from torch import nn
 
 from common import atomic
 from common.errors import UserError
+from common.regular_files import problem_with
 
 ENCODER_FORMAT = "sefa-edit/encoder"
 
@@ -106,8 +107,11 @@ def _read_encoder_payload(path: Path) -> Any:
     from generators.tensor_limits import CheckpointLimit, check_view_fits, check_zip_expansion, walk_tensors
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise UserError(f"{path}: no such encoder file; train one with `sefa-edit train-encoder` or omit --encoder")
+    problem = problem_with(path)
+    if problem is not None:
+        raise UserError(f"{path}: {problem}; pass the encoder checkpoint file itself")
     try:
         with open(path, "rb") as handle:
             check_zip_expansion(handle, path.stat().st_size, "the file")

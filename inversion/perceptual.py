@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from common.downloads import PUBLISHED, cache_dir
 from common.errors import UserError
+from common.regular_files import problem_with
 
 # torchvision `features.{index}` -> the LPIPS VGG slice that holds that layer (lpips keeps the index).
 _SLICE_OF_LAYER = {**{i: 1 for i in range(0, 4)}, **{i: 2 for i in range(4, 9)}, **{i: 3 for i in range(9, 16)},
@@ -57,6 +58,9 @@ class LPIPS(torch.nn.Module):
         self.eval().requires_grad_(False)
 
     def _load_backbone(self, path: Path) -> None:
+        problem = problem_with(path)
+        if problem is not None:
+            raise UserError(f"{path}: {problem}; pass the VGG16 weights file (--vgg)")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:

@@ -4,8 +4,12 @@ Each worker is a Ray actor holding one `InversionWorker` (generator, encoder and
 `gpus_per_worker` GPUs reserved for it (Ray sets CUDA_VISIBLE_DEVICES, so each actor sees its own).
 The driver keeps everything else: the plan (which crops need work, by fingerprint), the OUT lock, the
 failure list, `metrics.jsonl` and the counts, so a Ray run and a local run write the same files and a
-rerun with or without Ray does only the missing work. Batches go to whichever actor is free; a crop
-whose files were written before a worker died is done, the others are redone by the rerun.
+rerun with or without Ray does only the missing work. Batches go to whichever actor is free.
+
+A worker that dies (killed, out of host memory, its node lost) is replaced by a new actor and its
+batch is redone there, with one line on stderr that names the worker and the crops redone; Ray's own
+silent retries are off so that this is never hidden. A batch whose worker dies `MAX_BATCH_ATTEMPTS`
+times stops the run in one line; crops whose files were written before are kept (a rerun skips them).
 
 OUT must be on storage that every worker sees: the driver writes a marker with a random token under
 OUT and every actor reads it back before it loads anything, or the run stops with a clear message.
@@ -15,6 +19,7 @@ OUT and every actor reads it back before it loads anything, or the run stops wit
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +30,7 @@ from inversion.optimize import InversionSettings
 from inversion.worker import CropJob, InversionWorker, Outcome, SharedStorageError
 
 MARKER_NAME = ".ray-storage-check"
+MAX_BATCH_ATTEMPTS = 3  # a batch that kills three workers in a row is the batch's fault, not bad luck
 
 
 @dataclass(frozen=True)
@@ -81,23 +87,69 @@ def run_on_ray(batches: list[list[CropJob]], out_dir: Path, generator_path: Path
     token = secrets.token_hex(16)
     marker.write_text(token)
     device = "cuda" if ray_settings.gpus_per_worker > 0 else "cpu"
-    remote_worker = ray.remote(num_gpus=ray_settings.gpus_per_worker, num_cpus=1, max_restarts=1,
-                               max_task_retries=1)(InversionWorker)
-    actors = [remote_worker.remote(Path(out_dir).resolve(), Path(generator_path).resolve(),
-                                   Path(encoder_path).resolve() if encoder_path is not None else None, settings, vgg_file,
-                                   device, (marker.resolve(), token)) for _ in range(count)]
+    remote_worker = ray.remote(num_gpus=ray_settings.gpus_per_worker, num_cpus=1, max_restarts=0,
+                               max_task_retries=0)(InversionWorker)
+
+    def new_actor():
+        return remote_worker.remote(Path(out_dir).resolve(), Path(generator_path).resolve(),
+                                    Path(encoder_path).resolve() if encoder_path is not None else None, settings, vgg_file,
+                                    device, (marker.resolve(), token))
+
+    actors = {number: new_actor() for number in range(1, count + 1)}
     say(f"inverting {sum(len(b) for b in batches)} crop(s) on {count} Ray worker(s) ({ray_settings.address})")
-    pool = ray.util.ActorPool(actors)
+    waiting = list(enumerate(batches))  # (batch number, batch), in order
+    attempts = {number: 0 for number, _ in waiting}
+    running: dict = {}  # Ray object ref -> (worker number, batch number, batch)
     try:
-        for outcomes in pool.map_unordered(lambda actor, batch: actor.invert_jobs.remote(batch), batches):
+        while waiting or running:
+            idle = [number for number in actors if number not in {job[0] for job in running.values()}]
+            for worker in idle[: len(waiting)]:
+                batch_number, batch = waiting.pop(0)
+                attempts[batch_number] += 1
+                running[actors[worker].invert_jobs.remote(batch)] = (worker, batch_number, batch)
+            done, _ = ray.wait(list(running), num_returns=1)
+            worker, batch_number, batch = running.pop(done[0])
+            try:
+                outcomes = ray.get(done[0])
+            except ray.exceptions.RayActorError as exc:
+                _stop_if_not_a_worker_death(exc)
+                reason = _death_reason(exc)
+                if attempts[batch_number] >= MAX_BATCH_ATTEMPTS:
+                    raise UserError(f"Ray workers died {attempts[batch_number]} times on the same batch "
+                                    f"({_crop_names(batch)}; last: {reason}); finished crops are kept, rerun to redo the rest") from None
+                ray.kill(actors[worker])
+                actors[worker] = new_actor()
+                say(f"ray: worker {worker} died ({reason}); a new worker redoes its batch of {len(batch)} crop(s): "
+                    f"{_crop_names(batch)}")
+                waiting.insert(0, (batch_number, batch))
+                continue
             yield outcomes
-    except ray.exceptions.RayActorError as exc:
-        cause = exc.args[0] if exc.args else exc
-        if isinstance(getattr(exc, "cause", None), SharedStorageError) or "not visible from worker" in str(cause):
-            raise UserError(str(getattr(exc, "cause", cause)).splitlines()[0]) from None
-        raise UserError(f"a Ray worker died ({str(cause).splitlines()[0]}); finished crops are kept, rerun to "
-                        f"redo the rest") from None
     finally:
-        for actor in actors:
+        for actor in actors.values():
             ray.kill(actor)
         marker.unlink(missing_ok=True)
+
+
+def _stop_if_not_a_worker_death(exc) -> None:
+    """A worker that cannot see OUT is the setup's fault: retrying elsewhere would fail the same way."""
+    cause = exc.args[0] if exc.args else exc
+    if isinstance(getattr(exc, "cause", None), SharedStorageError) or "not visible from worker" in str(cause):
+        raise UserError(str(getattr(exc, "cause", cause)).splitlines()[0]) from None
+
+
+def _death_reason(exc) -> str:
+    """Ray's paragraph cut to its gist: which process ended, and Ray's word for how."""
+    text = " ".join(str(exc).split())
+    pid = re.search(r"Worker PID: (\d+)", text) or re.search(r"\bpid=(\d+)", text)
+    kind = re.search(r"Worker exit type: (\w+)", text)
+    words = f"its process{f' (pid {pid.group(1)})' if pid else ''} ended unexpectedly"
+    if kind:
+        words += f", {kind.group(1)}"
+    if "OOM" in text and "killed" not in text.lower():
+        words += ", out of memory"
+    return words
+
+
+def _crop_names(batch: list[CropJob]) -> str:
+    names = [Path(job.aligned).name for job in batch]
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")

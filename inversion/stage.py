@@ -24,6 +24,7 @@ from common.naming import unique_stems
 from common.output_folder import check_output_path, claimed_output_folder
 from common.photo_io import find_images
 from common.progress import track
+from common.regular_files import problem_with
 from common.stdin_records import distinct_stdin_inputs
 from generators.checkpoint import load_checkpoint
 from inversion.encoder import load_encoder
@@ -46,14 +47,15 @@ def list_crops(input_spec: str, stdin: Iterator[str] | None = None, exclude: Pat
     """A folder of aligned crops (recursive; `exclude`, the OUT folder, left out), one crop, or `-`
     (align's JSON lines, or paths). Every crop gets its own output name, however the stems clash."""
     if input_spec == "-":
-        inputs = distinct_stdin_inputs(("aligned",), lambda path, record: Path(record["meta"]) if record.get("meta")
-                                       else _sidecar(path), stdin)
+        inputs = distinct_stdin_inputs(("aligned",), lambda path, record: Path(record["meta"])
+                                       if isinstance(record.get("meta"), str) and record["meta"] else _sidecar(path), stdin)
         return [CropItem(path, Path(name), meta) for path, name, meta in inputs]
     root = Path(input_spec)
     if root.is_file():
         return [CropItem(root, Path(root.stem), _sidecar(root))]
     if not root.is_dir():
-        raise UserError(f"{root}: no such file or folder; pass the output folder of `sefa-edit align`, a crop, or -")
+        problem = problem_with(root) if root.exists() or root.is_symlink() else "no such file or folder"
+        raise UserError(f"{root}: {problem}; pass the output folder of `sefa-edit align`, a crop, or -")
     crops = find_images(root, exclude=exclude)
     names = unique_stems([p.relative_to(root).as_posix() for p in crops])
     return [CropItem(p, Path(name), _sidecar(p)) for p, name in zip(crops, names)]

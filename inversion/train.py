@@ -10,7 +10,6 @@ an interrupted run resumes to the very same result.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from common import atomic
 from common.devices import resolve_device
 from common.errors import UserError
+from common.json_files import parse_json_text
 from common.photo_io import find_images
 from common.progress import track
 from generators.checkpoint import load_checkpoint
@@ -62,7 +62,7 @@ class RealImages:
     """Aligned photos for the real-image terms, in a seeded order per epoch."""
 
     def __init__(self, folder: Path, resolution: int, seed: int) -> None:
-        self.paths = find_images(Path(folder))
+        self.paths = find_images(Path(folder), regular_only=True)
         if not self.paths:
             raise UserError(f"{folder}: --data holds no images; pass the output folder of `sefa-edit align`")
         self.resolution, self.seed = resolution, seed
@@ -187,8 +187,8 @@ def _truncate_log(log_path: Path, step: int) -> None:
     kept = []
     for line in log_path.read_text().splitlines():
         try:
-            if json.loads(line)["step"] < step:
+            if parse_json_text(line)["step"] < step:
                 kept.append(line)
-        except (json.JSONDecodeError, KeyError):
+        except (ValueError, KeyError, TypeError):
             continue
     atomic.write_text(log_path, "".join(f"{line}\n" for line in kept))

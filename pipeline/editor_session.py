@@ -11,7 +11,6 @@ the photo is touched. The full-resolution photo is made only for a download.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import threading
 from dataclasses import dataclass, field
@@ -28,9 +27,11 @@ from common.devices import resolve_device
 from common.directions_file import LABELS_NAME, DirectionLabel, labels_to_json, load_directions, load_labels
 from common.errors import UserError
 from common.fingerprint import content_sha256
+from common.json_files import read_json, read_json_object
 from common.layer_spec import format_layer_spec, parse_layer_spec
 from common.photo_io import UnreadableImage, read_photo
 from common.photo_output import output_suffix, write_like
+from common.safe_arrays import load_npy
 from common.validate import require_label_name
 from editing.paste_back import PreparedFace, paste_face, prepare_face
 from editing.photo_composite import face_side
@@ -187,7 +188,7 @@ class EditorSession:
         sources = set()
         for meta in (self.out / "aligned").rglob("*.json") if (self.out / "aligned").is_dir() else []:
             try:
-                record = json.loads(meta.read_text())
+                record = read_json(meta)
             except (OSError, ValueError):
                 continue
             if isinstance(record, dict) and isinstance(record.get("source"), str) and Path(record["source"]).is_file():
@@ -207,8 +208,11 @@ class EditorSession:
                              None, 1, self.device_name, shared_dir=self.shared_dir)
         if summary["failed"] or summary["unreadable"]:
             raise UserError(f"{face.name}: the inversion failed (see {self.out / 'codes' / 'failures.jsonl'})")
-        code = np.load(self.out / "codes" / f"{face.name}.npy")
-        info = json.loads((self.out / "codes" / f"{face.name}.json").read_text())
+        try:
+            code = load_npy(self.out / "codes" / f"{face.name}.npy")
+            info = read_json_object(self.out / "codes" / f"{face.name}.json")
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{face.name}: its code in {self.out / 'codes'} cannot be read ({exc}); invert it again") from None
         sidecar = read_sidecar(face.sidecar_path)
         photo = read_photo(sidecar.source).rgb
         scale = min(1.0, SCREEN_SIDE / max(photo.shape[:2]))

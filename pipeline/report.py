@@ -12,7 +12,6 @@ size, and every image loads lazily, so a page of hundreds of faces opens fast.
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from common import atomic
 from common.demo_models import DEMO_WARNING
 from common.fingerprint import content_sha256
 from common.images import read_rgb, save_rgb
+from common.json_files import parse_json_text, read_json
 from common.photo_io import read_photo
 
 THUMB_SIDE = 640
@@ -56,7 +56,7 @@ def _rel(path: Path, root: Path) -> str:
 
 def _read_json(path: Path):
     try:
-        return json.loads(Path(path).read_text())
+        return read_json(path)
     except (OSError, ValueError):
         return None
 
@@ -218,7 +218,7 @@ def _failures(out: Path) -> list[tuple[str, str, str]]:
             continue
         for line in path.read_text(errors="replace").splitlines():
             try:
-                record = json.loads(line)
+                record = parse_json_text(line)
                 rows.append((stage, str(record.get(key) or record.get("source") or "?"),
                              str(record.get("reason") or record.get("error") or "unknown reason")))
             except (ValueError, AttributeError):
