@@ -1,8 +1,11 @@
 """Real generator weights from ../shared/, when the project is given any (see ../shared/README.md).
 
-Every .pkl/.pt/.pth/.bin found under ../shared/ (outside photos/) is loaded, factorised and checked
-against the NumPy reference; StyleGAN2 ones also render an image that must look like an image
-(strong neighbouring-pixel correlation), not noise.
+Every .pkl/.pt/.pth/.bin found under ../shared/ (outside photos/ and reference/) is loaded,
+factorised and checked against the NumPy reference; StyleGAN2 ones also render an image that must
+look like an image (strong neighbouring-pixel correlation), not noise. reference/ holds golden
+fixtures of reference code on random weights (its StyleGAN3 snapshot among them), which the parity
+tests check against their expected outputs; what we do with the StyleGAN3 snapshot today is tested
+below: it is refused in one line that says what it is.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from generators.latent_layers import latent_layers
 from tests.conftest import SHARED
 
 WEIGHT_SUFFIXES = {".pkl", ".pt", ".pth", ".bin"}
+NOT_REAL_WEIGHTS = ("photos", "reference")  # folders of ../shared/ that hold no trained generator
 WEIGHTS = sorted(
-    p for p in SHARED.rglob("*") if p.suffix.lower() in WEIGHT_SUFFIXES and "photos" not in p.relative_to(SHARED).parts
+    p for p in SHARED.rglob("*") if p.suffix.lower() in WEIGHT_SUFFIXES
+    and not set(NOT_REAL_WEIGHTS) & set(p.relative_to(SHARED).parts)
 ) if SHARED.exists() else []
+STYLEGAN3_SNAPSHOT = SHARED / "reference" / "stylegan3_t_snapshot.pkl"
 
 
 def neighbour_correlation(image: np.ndarray) -> float:
@@ -49,6 +55,16 @@ def test_real_checkpoint_loads_renders_and_factorises(path: Path):
         image = generator(z, c, truncation_psi=0.7)[0].numpy()
     assert -1.5 < image.mean() < 1.5 and 0.05 < image.std() < 1.5
     assert neighbour_correlation(image) > 0.8
+
+
+@pytest.mark.skipif(not STYLEGAN3_SNAPSHOT.is_file(), reason=f"{STYLEGAN3_SNAPSHOT} is not there")
+def test_a_stylegan3_snapshot_is_refused_in_one_line_that_names_it():
+    """Read through the restricted unpickler (no NVIDIA code runs), then refused by architecture."""
+    from common.errors import UserError
+
+    with pytest.raises(UserError, match="a StyleGAN3 \\(alias-free\\) generator") as refused:
+        load_checkpoint(STYLEGAN3_SNAPSHOT)
+    assert len(str(refused.value).splitlines()) == 1
 
 
 def test_neighbour_correlation_separates_images_from_noise():
