@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from common.errors import UserError
-from common.regular_files import absolute
+from common.regular_files import resolved
 
 LOCK_NAME = ".sefa-edit.lock"
 # common.atomic's temporaries (`.NAME.XXXXXXXX.tmp`, `.STEM.PID.tmp.SUFFIX`) and the write probe below.
@@ -105,7 +105,7 @@ def _locked_by_another(folder: Path) -> bool:
 def is_inside(path: Path, folder: Path) -> bool:
     """True when `path` is `folder` or lies under it (both resolved, so `..` and links do not fool it)."""
     try:
-        absolute(path).relative_to(absolute(folder))
+        resolved(path).relative_to(resolved(folder))
         return True
     except ValueError:
         return False

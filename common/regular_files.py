@@ -87,10 +87,15 @@ def read_limited(path: Path | str, max_bytes: int) -> bytes:
 
 
 def absolute(path: Path | str) -> Path:
-    """`path` resolved, or, for a link loop that cannot be resolved, its folder resolved plus its name:
-    an absolute path to report, whatever the leaf is."""
+    """The path to report for an item: its folder resolved, its own name kept, so a link (a loop, a
+    dangling link, a link to /dev/zero) is reported as the link the user has, not as its target."""
     path = Path(path)
+    return path.parent.resolve() / path.name
+
+
+def resolved(path: Path | str) -> Path:
+    """`path` with every link resolved, or `absolute(path)` for a link loop that cannot be resolved."""
     try:
-        return path.resolve()
+        return Path(path).resolve()
     except (OSError, RuntimeError):  # RuntimeError: Python 3.11's "Symlink loop"
-        return path.parent.resolve() / path.name
+        return absolute(path)
