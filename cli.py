@@ -372,15 +372,16 @@ def sample(
     truncation: Optional[float] = typer.Option(None, "--truncation", help="Truncation psi (e.g. 0.7); default none."),
     truncation_cutoff: Optional[int] = typer.Option(None, "--truncation-cutoff", help="Code entries truncated (default: 8 for StyleGAN, all for StyleGAN2)."),
     batch_size: int = typer.Option(8, "--batch-size"),
+    class_index: Optional[int] = typer.Option(None, "--class", help="Class label K of a conditional generator (NVIDIA c_dim > 0)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
 ) -> None:
     """Random codes and their images, which `edit` accepts: how SeFa edits samples, and the way to edit with PGGAN."""
     from editing.sample import SampleSettings, run_sample
 
     settings = SampleSettings(count=count, seed=seed, truncation_psi=truncation, truncation_cutoff=truncation_cutoff,
-                              batch_size=batch_size)
+                              batch_size=batch_size, class_index=class_index)
     settings.validate()
-    written = run_sample(_weights(generator), out, settings, device, emit=_emit)
+    written = run_sample(_weights(generator), out, settings, device, emit=_emit, say=_say)
     _say(f"wrote {written} sample(s) to {out}")
     _finish(written)
 

@@ -35,6 +35,7 @@ class SampleSettings:
     truncation_psi: float | None = None  # None: no truncation
     truncation_cutoff: int | None = None  # None: the generator's own default (8 for StyleGAN v1, all for StyleGAN2)
     batch_size: int = 8
+    class_index: int | None = None  # a conditional generator's class; None: the all-zero label, with a warning
 
     def validate(self) -> None:
         if not 1 <= self.count <= MAX_SAMPLES:
@@ -47,10 +48,25 @@ class SampleSettings:
             raise UserError(f"--truncation-cutoff {self.truncation_cutoff}: must be 0 or more")
         if self.batch_size < 1:
             raise UserError(f"--batch-size {self.batch_size}: must be 1 or more")
+        if self.class_index is not None and self.class_index < 0:
+            raise UserError(f"--class {self.class_index}: must be 0 or more")
+
+
+def check_class(generator, class_index: int | None, source: str, say: Callable[[str], None]) -> None:
+    """--class must name one of a conditional generator's classes; an unconditional one takes none. A
+    conditional generator sampled without one gets the all-zero label, and the user is told."""
+    classes = generator.num_classes
+    if class_index is not None and classes == 0:
+        raise UserError(f"--class {class_index}: {source} is unconditional (it takes no class label); drop --class")
+    if class_index is not None and class_index >= classes:
+        raise UserError(f"--class {class_index}: {source} has {classes} classes, 0..{classes - 1}")
+    if class_index is None and classes > 0:
+        say(f"warning: {source} is conditional ({classes} classes) and no --class was given: sampling with the "
+            f"all-zero label, which is no class it was trained on; pass --class K (0..{classes - 1})")
 
 
 def run_sample(generator_path: Path, out_dir: Path, settings: SampleSettings, device_name: str = "auto",
-               emit: Callable[[dict], None] = lambda record: None) -> int:
+               emit: Callable[[dict], None] = lambda record: None, say: Callable[[str], None] = lambda message: None) -> int:
     """Write the samples; returns how many."""
     settings.validate()
     check_output_path(out_dir)
@@ -66,13 +82,14 @@ def run_sample(generator_path: Path, out_dir: Path, settings: SampleSettings, de
     cutoff = settings.truncation_cutoff if settings.truncation_cutoff is not None else generator.default_truncation_cutoff
     if cutoff is not None and cutoff > generator.num_ws:
         raise UserError(f"--truncation-cutoff {cutoff}: this generator has {generator.num_ws} code entries")
+    check_class(generator, settings.class_index, str(generator_path), say)
     seeds = list(range(settings.seed, settings.seed + settings.count))
     with claimed_output_folder(out_dir):
         batches = [seeds[i : i + settings.batch_size] for i in range(0, len(seeds), settings.batch_size)]
         for batch in track(batches, "sampling", weight=len, unit="images"):
             z = torch.from_numpy(np.stack([np.random.RandomState(s).randn(generator.z_dim) for s in batch])).float().to(device)
             with torch.no_grad():
-                codes = generator.sample_codes(z, truncation_psi=psi, truncation_cutoff=cutoff)
+                codes = generator.sample_codes(z, truncation_psi=psi, truncation_cutoff=cutoff, class_index=settings.class_index)
                 pictures = images.tensor_to_uint8(generator.render(codes))
             for seed, code, picture in zip(batch, codes.cpu().numpy(), pictures):
                 stem = out_dir / f"seed{seed:04d}"
@@ -83,6 +100,7 @@ def run_sample(generator_path: Path, out_dir: Path, settings: SampleSettings, de
                 atomic.write_json(stem.with_suffix(".json"), {
                     "record": record, "generator_sha256": checkpoint.sha256, "generator": str(Path(generator_path).resolve()),
                     "truncation_psi": psi, "truncation_cutoff": cutoff, "latent_space": checkpoint.latent_space,
+                    "class": settings.class_index,
                 })
                 emit(record)
     return len(seeds)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import json
 import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,7 +29,7 @@ from common import atomic
 from common.errors import UserError
 from common.hashing import sha256_file
 from common.regular_files import problem_with
-from generators import pggan, stylegan, stylegan2_state
+from generators import pggan, reading_settings, stylegan, stylegan2_state
 from generators.readers import biggan, genforce, idinvert, nvidia_pkl, psp, rosinality
 from generators.state_layout import LayoutError, load_checked
 from generators.stylegan2 import Generator, StyleGAN2Config
@@ -57,9 +59,17 @@ class LoadedCheckpoint:
     discriminator_state: dict[str, torch.Tensor] | None = None  # NVIDIA names; NVIDIA pickles and our own files
     discriminator_kwargs: dict[str, Any] = field(default_factory=dict)  # conv_clamp, mbstd_group_size, ... as built
 
+    reading: dict[str, Any] = field(default_factory=dict)  # settings from the file beside it (reading_settings)
+
     @cached_property
     def sha256(self) -> str:
-        return sha256_file(self.path)
+        """The identity outputs are fingerprinted with: the file's bytes, and the reading settings that
+        change its images (none for almost every checkpoint: then the plain sha256 of the file)."""
+        digest = sha256_file(self.path)
+        if not self.reading:
+            return digest
+        text = json.dumps(self.reading, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(f"{digest}:{text}".encode()).hexdigest()
 
     @property
     def parameter_count(self) -> int:
@@ -153,7 +163,10 @@ def load_checkpoint(path: Path | str) -> LoadedCheckpoint:
     path = Path(path)
     try:
         stat = path.stat()
-        key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        settings = reading_settings.settings_path(path)
+        settings_stat = settings.stat() if settings.exists() else None
+        key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns,
+               settings_stat and (settings_stat.st_ino, settings_stat.st_size, settings_stat.st_mtime_ns))
     except OSError:
         key = None
     if key is not None and _last_loaded is not None and _last_loaded[0] == key:
@@ -331,18 +344,35 @@ def _from_genforce(path: Path, state: Mapping[str, torch.Tensor]) -> LoadedCheck
         try:
             converted = genforce.stylegan2_to_nvidia(state)
         except KeyError as exc:
-            raise UserError(f"{path}: genforce StyleGAN2 checkpoint not supported: {exc}") from exc
+            raise UserError(f"{path}: genforce StyleGAN2 checkpoint not supported: {str(exc).strip(chr(34))}") from exc
         return _stylegan2(path, "genforce-pth", converted, {})
     try:
         if architecture == "stylegan":
-            config = genforce.stylegan_config(state)
-            return _synthesis_checkpoint(path, "genforce-pth", "stylegan", dict(state), config)
+            return _genforce_stylegan(path, state)
         if architecture == "pggan":
             config = genforce.pggan_config(state)
             return _synthesis_checkpoint(path, "genforce-pth", "pggan", dict(state), config)
     except (LayoutError, ValueError) as exc:
         raise UserError(f"{path}: not a usable genforce {architecture} checkpoint: {exc}") from exc
     raise UserError(f"{path}: genforce checkpoint of an unknown generator type (no early_layer, style or layer0 weights)")
+
+
+def _genforce_stylegan(path: Path, state: Mapping[str, torch.Tensor]) -> LoadedCheckpoint:
+    """genforce StyleGAN v1, whose `fused_scale` the tensors cannot tell: the settings file beside it
+    says, or SeFa's zoo setting is assumed and the user told so (`generators.reading_settings`)."""
+    settings = reading_settings.read_settings(path)
+    fused_scale = settings.get("fused_scale", "auto")
+    loaded = _synthesis_checkpoint(path, "genforce-pth", "stylegan", dict(state), genforce.stylegan_config(state, fused_scale))
+    source = reading_settings.settings_path(path).name
+    if "fused_scale" in settings:
+        loaded.reading = {"fused_scale": fused_scale}
+        loaded.notes.append(f"fused_scale={fused_scale!r}, as {source} says")
+    else:
+        assumption = (f"assuming fused_scale='auto', SeFa's model-zoo setting (the tensors cannot tell); a network "
+                      f"trained with another one renders differently: say so in {source}, e.g. {{\"fused_scale\": true}}")
+        loaded.notes.append(assumption)
+        reading_settings.say_once(path, assumption)
+    return loaded
 
 
 def _from_psp(path: Path, data: Mapping[str, Any]) -> LoadedCheckpoint:

@@ -24,10 +24,13 @@ class LatentGenerator(Protocol):
     w_dim: int  # width of one code entry
     num_ws: int  # code entries (W+ layers; 1 for PGGAN)
     img_resolution: int
+    num_classes: int  # class labels a conditional generator takes (NVIDIA's c_dim); 0: unconditional
 
     def sample_codes(self, z: torch.Tensor, truncation_psi: float = 1.0,
-                     truncation_cutoff: int | None = None) -> torch.Tensor:
-        """z [N, z_dim] -> codes [N, num_ws, w_dim], truncated towards the mean on the first cutoff entries."""
+                     truncation_cutoff: int | None = None, class_index: int | None = None) -> torch.Tensor:
+        """z [N, z_dim] -> codes [N, num_ws, w_dim], truncated towards the mean on the first cutoff entries.
+        `class_index` picks a conditional generator's class (one-hot label); None gives it the all-zero
+        label (no class), and is the only value an unconditional one takes."""
         ...
 
     def render(self, codes: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:

@@ -89,8 +89,13 @@ class Generator(nn.Module):
             setattr(self, f"output{block}", ConvLayer(nf, config.img_channels, 1, 0, gain=1.0, activation=False))
         self.num_blocks = len(config.block_resolutions)
 
-    def sample_codes(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None) -> torch.Tensor:
+    num_classes = 0
+
+    def sample_codes(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                     class_index: int | None = None) -> torch.Tensor:
         """PGGAN has no truncation: the code is z itself (`sample` says so when --truncation is given)."""
+        if class_index is not None:
+            raise ValueError("this generator is unconditional: it takes no class")
         return z.reshape(-1, 1, self.z_dim)
 
     def render(self, codes: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:

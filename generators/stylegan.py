@@ -270,7 +270,12 @@ class Generator(nn.Module):
         """Whether one w drives all layers (so a W-space inversion is the generator's own W)."""
         return self.config.repeat_w
 
-    def sample_codes(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None) -> torch.Tensor:
+    num_classes = 0  # conditional genforce StyleGANs are refused by the reader
+
+    def sample_codes(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                     class_index: int | None = None) -> torch.Tensor:
+        if class_index is not None:
+            raise ValueError("this generator is unconditional: it takes no class")
         return self.truncation(self.mapping(z), truncation_psi, truncation_cutoff)
 
     def render(self, codes: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:

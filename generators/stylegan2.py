@@ -97,6 +97,20 @@ class FullyConnectedLayer(nn.Module):
         return ops.bias_act(x @ w.t(), b, activation=self.activation)
 
 
+def class_label(c_dim: int, class_index: int | None, batch: int, device: torch.device | str) -> torch.Tensor | None:
+    """c [batch, c_dim]: one-hot for `class_index`, zeros for None; None for an unconditional network."""
+    if c_dim == 0:
+        if class_index is not None:
+            raise ValueError("this generator is unconditional: it takes no class")
+        return None
+    c = torch.zeros([batch, c_dim], device=device)
+    if class_index is not None:
+        if not 0 <= class_index < c_dim:
+            raise ValueError(f"class {class_index} does not exist: this generator has classes 0..{c_dim - 1}")
+        c[:, class_index] = 1
+    return c
+
+
 class MappingNetwork(nn.Module):
     """z (and optional class label c) -> w; keeps the running mean `w_avg` for truncation."""
 
@@ -325,9 +339,15 @@ class Generator(nn.Module):
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return self.synthesis(ws, noise_mode=noise_mode)
 
-    def sample_codes(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None) -> torch.Tensor:
-        """Mapped codes; conditional generators get the zero label (no class), as NVIDIA's tools do for c_dim=0."""
-        c = torch.zeros([z.shape[0], self.c_dim], device=z.device) if self.c_dim else None
+    @property
+    def num_classes(self) -> int:
+        return self.c_dim
+
+    def sample_codes(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                     class_index: int | None = None) -> torch.Tensor:
+        """Mapped codes. A conditional generator gets the one-hot label of `class_index`, as NVIDIA's
+        `gen_images.py --class`, or the all-zero label (no class) when it is None."""
+        c = class_label(self.c_dim, class_index, z.shape[0], z.device)
         return self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
 
     def render(self, codes: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:

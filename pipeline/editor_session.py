@@ -264,11 +264,21 @@ class EditorSession:
 
     # --- explore --------------------------------------------------------------------------------------------
 
-    def sample(self, seed: int, truncation: float = 0.7) -> torch.Tensor:
-        """The code of random sample `seed` (NVIDIA's convention, as `sefa-edit sample`)."""
+    @property
+    def num_classes(self) -> int:
+        """Class labels of a conditional generator (0: unconditional), for the Explore tab's class field."""
+        return self.generator.num_classes
+
+    def sample(self, seed: int, truncation: float = 0.7, class_index: int | None = None) -> torch.Tensor:
+        """The code of random sample `seed` (NVIDIA's convention, as `sefa-edit sample`), of class
+        `class_index` for a conditional generator (None: the all-zero label)."""
+        classes = self.generator.num_classes
+        if class_index is not None and not 0 <= class_index < max(classes, 1):
+            raise UserError(f"class {class_index}: this generator has classes 0..{classes - 1}" if classes
+                            else "this generator is unconditional: it takes no class")
         z = torch.from_numpy(np.random.RandomState(int(seed)).randn(1, self.generator.z_dim)).float().to(self.device)
         with torch.no_grad(), self.lock:
-            return self.generator.sample_codes(z, truncation)
+            return self.generator.sample_codes(z, truncation, class_index=class_index if classes else None)
 
     def render_sample(self, ws: torch.Tensor, moves: list[Move]) -> np.ndarray:
         return self._render(self.moved(ws, moves))

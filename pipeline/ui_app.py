@@ -159,6 +159,10 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
             with gr.Row():
                 seed = gr.Number(value=0, precision=0, label="seed", elem_id="seed")
                 truncation = gr.Slider(0, 1, value=0.7, step=0.05, label="truncation psi")
+                # A conditional generator samples one of its classes; unconditional ones have no class field.
+                class_box = gr.Number(value=0, precision=0, minimum=0, maximum=max(session.num_classes - 1, 0),
+                                      label=f"class (0..{session.num_classes - 1})", elem_id="class",
+                                      visible=session.num_classes > 0)
                 sample_button = gr.Button("Sample", elem_id="sample")
             sample_image = gr.Image(label="sample", format="png", interactive=False, elem_id="sample-image", height=320)
             explore = SliderPanel(session, strength, "explore")
@@ -259,8 +263,9 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
 
         samples: dict[str, object] = {}
 
-        def draw_sample(seed_value, psi, *controls):
-            samples["code"] = session.sample(int(seed_value or 0), float(psi))
+        def draw_sample(seed_value, psi, class_value, *controls):
+            class_index = int(class_value or 0) if session.num_classes else None
+            samples["code"] = session.sample(int(seed_value or 0), float(psi), class_index)
             return for_display(session.render_sample(samples["code"], explore.moves(controls)))
 
         def move_sample(*controls):
@@ -268,7 +273,7 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
                 return gr.update()
             return for_display(session.render_sample(samples["code"], explore.moves(controls)))
 
-        sample_button.click(user_errors(draw_sample), [seed, truncation, *explore.inputs], [sample_image])
+        sample_button.click(user_errors(draw_sample), [seed, truncation, class_box, *explore.inputs], [sample_image])
         explore.wire(user_errors(move_sample), [], [sample_image])
 
         def name_direction(direction, name, sign):

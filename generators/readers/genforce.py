@@ -55,9 +55,25 @@ def _layer_destination(index: int) -> tuple[str, bool]:
     return (f"synthesis.b{res}.conv0", True) if index % 2 == 1 else (f"synthesis.b{res}.conv1", False)
 
 
+def stylegan2_architecture(state: Mapping[str, torch.Tensor]) -> str:
+    """genforce's `architecture` of a StyleGAN2 generator, read off its keys: 'skip' has a to-RGB layer
+    (`synthesis.output{i}`) at every resolution, 'resnet' has `synthesis.skip_layer{i}` residual
+    convolutions, 'origin' a to-RGB layer only at the last resolution."""
+    if any(key.startswith("synthesis.skip_layer") for key in state):
+        return "resnet"
+    layers = {int(m.group(1)) for key in state if (m := re.fullmatch(r"synthesis\.layer(\d+)\.weight", key))}
+    outputs = {int(m.group(1)) for key in state if (m := re.fullmatch(r"synthesis\.output(\d+)\.weight", key))}
+    blocks = (max(layers) + 2) // 2 if layers else 0
+    return "skip" if outputs == set(range(blocks)) else "origin"
+
+
 def stylegan2_to_nvidia(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if "mapping.label_weight" in state:
         raise KeyError("conditional genforce generators (mapping.label_weight) are not supported")
+    architecture = stylegan2_architecture(state)
+    if architecture != "skip":
+        raise KeyError(f"its architecture is '{architecture}' (read off its tensors), and only genforce's 'skip' "
+                       f"StyleGAN2, the one of SeFa's model zoo, is supported")
     out: dict[str, torch.Tensor] = {}
     for key, tensor in state.items():
         if match := re.fullmatch(r"mapping\.dense(\d+)\.(weight|bias)", key):
@@ -72,8 +88,6 @@ def stylegan2_to_nvidia(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
         elif match := re.fullmatch(r"synthesis\.output(\d+)\.(weight|bias|style\.weight|style\.bias)", key):
             dst = f"synthesis.b{4 << int(match.group(1))}.torgb"
             out.update(_convert_modulated(dst, match.group(2), tensor, False))
-        elif key.startswith("synthesis.skip_layer"):
-            raise KeyError(f"genforce 'resnet' architecture is not supported ({key})")
         elif key.endswith(".kernel"):
             continue  # fixed FIR filters, recreated by the network
         else:
@@ -144,9 +158,20 @@ def read_style_shapes(state: Mapping[str, torch.Tensor], style_key: str, dense_k
     )
 
 
-def stylegan_config(state: Mapping[str, torch.Tensor]) -> StyleGANConfig:
-    """StyleGAN v1 in genforce/SeFa layout: sizes read off the tensors; `fused_scale='auto'` and no final
-    tanh, the settings of every StyleGAN in SeFa's model zoo."""
+def fused_resolutions(resolution: int, fused_scale: str | bool) -> tuple[int, ...]:
+    """The up layers genforce computes as transposed convolutions: all (True), none (False), or from
+    128 px up ('auto', SeFa's model zoo). The state dict is the same for all three."""
+    if fused_scale is True:
+        return tuple(2**r for r in range(3, resolution.bit_length()))
+    if fused_scale is False:
+        return ()
+    return default_fused_resolutions(resolution)
+
+
+def stylegan_config(state: Mapping[str, torch.Tensor], fused_scale: str | bool = "auto") -> StyleGANConfig:
+    """StyleGAN v1 in genforce/SeFa layout: sizes read off the tensors; no final tanh, and `fused_scale`
+    ('auto' unless the checkpoint's settings file says otherwise), the settings of every StyleGAN in
+    SeFa's model zoo."""
     if "mapping.label_weight" in state:
         raise LayoutError("conditional genforce generators (mapping.label_weight) are not supported")
     _check_lod(state, "synthesis.lod")
@@ -157,7 +182,7 @@ def stylegan_config(state: Mapping[str, torch.Tensor]) -> StyleGANConfig:
     return StyleGANConfig(
         img_resolution=shapes.resolution, channels=shapes.channels, z_dim=shapes.z_dim, w_dim=shapes.w_dim,
         mapping_layers=shapes.mapping_layers, mapping_hidden=shapes.mapping_hidden, repeat_w=True, final_tanh=False,
-        fused_resolutions=default_fused_resolutions(shapes.resolution),
+        fused_resolutions=fused_resolutions(shapes.resolution, fused_scale),
     )
 
 
