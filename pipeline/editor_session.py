@@ -50,6 +50,16 @@ LAYER_PRESETS = {"directions' layers": None, "0-1 (pose, face shape)": "0-1", "2
 CUSTOM = "custom"
 
 
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # a 100 MP JPEG is ~30 MB; the page refuses bigger uploads before sending them
+
+
+def upload_too_large(name: str, size: int | None) -> str:
+    """The one line for an upload over the limit, wherever it is caught (the page, the server, the session)."""
+    what = f"{name}: {size / 2**20:.0f} MB is" if size else "the upload is"
+    return (f"{what} over the {MAX_UPLOAD_BYTES // 2**20} MB upload limit of `sefa-edit ui`; scale the photo down, "
+            f"or edit it with `sefa-edit run PHOTOS OUT`")
+
+
 @dataclass(frozen=True)
 class Move:
     """One slider: `strength` along direction `direction` on `layers`."""
@@ -156,6 +166,9 @@ class EditorSession:
         point at it), named by its content so the same photo uploaded twice is the same file."""
         path = Path(path)
         try:
+            size = path.stat().st_size
+            if size > MAX_UPLOAD_BYTES:
+                raise UserError(upload_too_large(path.name, size))
             digest = content_sha256(path)[:10]
         except OSError as exc:
             raise UserError(f"{path.name}: cannot read the upload ({exc.strerror or exc})") from None

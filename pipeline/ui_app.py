@@ -22,12 +22,15 @@ from typing import Callable
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local tool phones nobody
 
 import gradio as gr  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 import numpy as np  # noqa: E402
 
 from common.demo_models import DEMO_WARNING  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.progress import listen  # noqa: E402
-from pipeline.editor_session import CUSTOM, LAYER_PRESETS, EditorSession, Move  # noqa: E402
+from pipeline.editor_session import (  # noqa: E402
+    CUSTOM, LAYER_PRESETS, MAX_UPLOAD_BYTES, EditorSession, Move, upload_too_large,
+)
 
 MAX_SLIDERS = 10
 PRESETS = [*LAYER_PRESETS, CUSTOM]
@@ -38,6 +41,61 @@ def free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
+
+
+def _checked_choices(component: type) -> type:
+    """`component` (Dropdown, Radio) whose refusal of a value outside its choices (a crafted request:
+    `/etc/passwd`, `../../x`, a FIFO path) is one line on the server's stderr and in the page, not
+    Gradio's full traceback. The page itself only ever sends listed choices."""
+
+    class Checked(component):
+        def preprocess(self, payload):
+            try:
+                return super().preprocess(payload)
+            except gr.Error:
+                shown = repr(payload)[:120]
+                print(f"ui: refused {shown} for '{self.label}': not one of its choices", file=sys.stderr, flush=True)
+                raise gr.Error(f"{shown} is not one of the choices of '{self.label}'", print_exception=False) from None
+
+        def get_block_name(self) -> str:  # the front end draws it as the component it is
+            return component.__name__.lower()
+
+    Checked.__name__ = f"Checked{component.__name__}"
+    return Checked
+
+
+Dropdown = _checked_choices(gr.Dropdown)
+Radio = _checked_choices(gr.Radio)
+
+
+class UploadLimitInOurWords:
+    """ASGI middleware: Gradio answers an upload over `max_file_size` with 413 and its own text; this
+    puts our one line in the body instead (and on the server's stderr). Other responses pass as they are."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replaced = False
+
+        async def send_ours(message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                replaced = True
+                text = upload_too_large("the upload", None)
+                print(f"ui: refused an upload: {text}", file=sys.stderr, flush=True)
+                body = text.encode()
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in (b"content-length", b"content-type")]
+                headers += [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+                await send({**message, "headers": headers})
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+            elif not replaced:
+                await send(message)
+
+        await self.app(scope, receive, send_ours)
 
 
 def user_errors(handler: Callable) -> Callable:
@@ -71,7 +129,7 @@ class SliderPanel:
             with gr.Row(equal_height=True):
                 self.sliders.append(gr.Slider(-strength, strength, value=0, step=0.1, label=f"direction {names[k]}",
                                               elem_id=f"{prefix}-slider-{k}", scale=3))
-                self.presets.append(gr.Dropdown(PRESETS, value=PRESETS[0], label="layers", elem_id=f"{prefix}-layers-{k}",
+                self.presets.append(Dropdown(PRESETS, value=PRESETS[0], label="layers", elem_id=f"{prefix}-layers-{k}",
                                                 scale=1, min_width=120))
                 self.customs.append(gr.Textbox(value="", label="custom layers", placeholder="e.g. 0-3 or 4,5",
                                                elem_id=f"{prefix}-custom-{k}", scale=1, min_width=100))
@@ -126,8 +184,9 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
         with gr.Tab("Edit a photo"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    upload = gr.File(label="Photo", file_types=["image"], type="filepath", elem_id="upload")
-                    existing = gr.Dropdown([str(p) for p in session.photos_in_out()], value=None,
+                    upload = gr.File(label=f"Photo (at most {MAX_UPLOAD_BYTES // 2**20} MB)", file_types=["image"],
+                                     type="filepath", elem_id="upload")
+                    existing = Dropdown([str(p) for p in session.photos_in_out()], value=None,
                                            label="or a photo already in OUT", elem_id="existing")
                     gallery = gr.Gallery(label="Faces: click one to edit it", columns=4, height=170, allow_preview=False,
                                          elem_id="faces")
@@ -149,7 +208,7 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
                 reset = gr.Button("Reset sliders", elem_id="reset")
             panel = SliderPanel(session, strength, "edit")
             with gr.Row():
-                fmt = gr.Radio(["like the photo", "png", "jpeg"], value="like the photo", label="photo format")
+                fmt = Radio(["like the photo", "png", "jpeg"], value="like the photo", label="photo format")
                 save_photo = gr.Button("Save edited photo", elem_id="save-photo")
                 recipe_name = gr.Textbox(value="my-edit", label="recipe name", elem_id="recipe-name")
                 save_recipe = gr.Button("Save recipe", elem_id="save-recipe")
@@ -167,10 +226,10 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
             sample_image = gr.Image(label="sample", format="png", interactive=False, elem_id="sample-image", height=320)
             explore = SliderPanel(session, strength, "explore")
             with gr.Row():
-                label_direction = gr.Dropdown(list(range(session.num_directions)), value=0, label="direction",
+                label_direction = Dropdown(list(range(session.num_directions)), value=0, label="direction",
                                               elem_id="label-direction")
                 label_name = gr.Textbox(label="name it", placeholder="e.g. age", elem_id="label-name")
-                label_sign = gr.Radio(["+", "-"], value="+", label="positive strength means")
+                label_sign = Radio(["+", "-"], value="+", label="positive strength means")
                 label_button = gr.Button("Save label", elem_id="save-label")
             label_status = gr.Markdown("", elem_id="label-status")
 
@@ -297,7 +356,9 @@ def launch(session: EditorSession, host: str = "127.0.0.1", port: int | None = N
     try:
         _, local_url, share_url = app.launch(server_name=host, server_port=port, share=share, inbrowser=False,
                                              prevent_thread_lock=True, quiet=True, show_error=False,
-                                             allowed_paths=[str(session.out.resolve())], css=CSS, footer_links=[])
+                                             allowed_paths=[str(session.out.resolve())], css=CSS, footer_links=[],
+                                             max_file_size=MAX_UPLOAD_BYTES,
+                                             app_kwargs={"middleware": [Middleware(UploadLimitInOurWords)]})
     except OSError as exc:
         raise UserError(f"--port {port}: cannot serve there ({str(exc).splitlines()[0]}); choose another port or leave "
                         f"--port out for a free one") from None

@@ -34,3 +34,17 @@ def npy_header(shape: tuple[int, ...], dtype: str = "<f4") -> bytes:
     pad = 64 - (10 + len(header) + 1) % 64
     header = header + b" " * pad + b"\n"
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header
+
+
+def assert_same_picture(actual, expected, what: str = "the images") -> None:
+    """Two renders of the same code and weights: what the product promises is the same picture, i.e.
+    at most 1 grey level apart (and on almost no pixels). Exact equality is not promised: batches of
+    another size, another thread count or another process sum in another order, and a value that
+    lands on x.5 after scaling then rounds the other way."""
+    import numpy as np
+
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, f"{what}: shapes {actual.shape} and {expected.shape}"
+    difference = np.abs(actual.astype(np.int16) - expected.astype(np.int16))
+    assert difference.max() <= 1, f"{what}: {int(difference.max())} grey levels apart at most, 1 allowed"
+    assert (difference > 0).mean() <= 0.01, f"{what}: {(difference > 0).mean():.2%} of values differ, at most 1% allowed"

@@ -15,6 +15,7 @@ from common.directions_file import load_directions
 from common.images import LABEL_HEADER, read_rgb
 from generators.checkpoint import save_native
 from tests import checkpoint_factories as factories
+from tests.hardening_helpers import assert_same_picture
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,7 +68,7 @@ def test_preview_middle_column_is_the_plain_sample(tmp_path, checkpoint):
     assert run_cli("factorize", str(checkpoint), "--out", str(out), "-K", "1", "--preview", "-N", "1", "--steps", "3", "--distance", "1").returncode == 0
     grid = read_rgb(out / "preview" / "direction_00.png")[LABEL_HEADER:]
     direct = render(generator, sample_codes(generator, settings, torch.device("cpu")), 1, 192)[0]
-    np.testing.assert_array_equal(grid[4 : 4 + 192, 4 + 196 : 4 + 196 + 192], direct)
+    assert_same_picture(grid[4 : 4 + 192, 4 + 196 : 4 + 196 + 192], direct, "the preview's middle and the direct render")
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from common.images import read_rgb
 from editing.recipe import load_recipe, recipe_from_json
 from pipeline.editor_session import EditorSession, Move
 from tests.conftest import SHARED
+from tests.hardening_helpers import assert_same_picture
 
 REPO = Path(__file__).resolve().parents[1]
 GENERATOR = REPO / "assets" / "example-stylegan2-64.pt"
@@ -127,20 +128,19 @@ def app(tmp_path_factory):
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         pytest.skip("headless Chromium and chromedriver are not installed (setup.sh installs them)")
     out = tmp_path_factory.mktemp("app") / "out"
-    process = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "ui", str(out), "--steps", "5", "-K", "4",
-                                "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url, lines = None, []
+    log = out.parent / "server-stderr.txt"  # a file, not a pipe: the server never blocks on a full pipe
+    with open(log, "w") as stderr:
+        process = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "ui", str(out), "--steps", "5", "-K", "4",
+                                    "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+    url = None
     deadline = time.time() + 90
-    while time.time() < deadline and url is None:
-        line = process.stderr.readline()
-        if not line and process.poll() is not None:
-            break
-        lines.append(line)
-        if line.startswith("sefa-edit ui: http://127.0.0.1:"):
-            url = line.split()[2]
+    while time.time() < deadline and url is None and process.poll() is None:
+        url = next((line.split()[2] for line in log.read_text().splitlines()
+                    if line.startswith("sefa-edit ui: http://127.0.0.1:")), None)
+        time.sleep(0.2)
     if url is None:
         process.kill()
-        pytest.fail("the ui did not start: " + "".join(lines))
+        pytest.fail("the ui did not start: " + log.read_text())
     yield url, out
     process.terminate()
     try:
@@ -237,7 +237,7 @@ def test_upload_invert_slide_and_take_the_recipe_to_the_batch(app, tmp_path):
     assert result.returncode == 0, result.stderr
     applied = read_rgb(next((tmp_path / "batch").glob("*/slid_+1p00.png")))
     factor = shown.shape[0] // applied.shape[0]
-    np.testing.assert_array_equal(shown[::factor, ::factor], applied)  # the batch gives the face the page showed
+    assert_same_picture(shown[::factor, ::factor], applied, "the batch's face and the page's")
 
 
 def test_explore_samples_and_names_a_direction(app, tmp_path):
@@ -315,3 +315,58 @@ def test_ui_refuses_a_wrong_directions_file_in_one_line(tmp_path):
     result = cli("ui", tmp_path / "out", "-d", wrong, "--device", "cpu")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert str(wrong) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_crafted_requests_and_oversized_uploads_get_one_line(app, tmp_path):
+    """What only a crafted request can send (a value outside a dropdown's choices, an upload past the
+    limit) is refused in one line, in the response and on the server's stderr: no Gradio traceback."""
+    from gradio_client import Client
+
+    from pipeline.editor_session import MAX_UPLOAD_BYTES
+
+    url, out = app
+    log = out.parent / "server-stderr.txt"
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    client = Client(url, verbose=False)
+    for value in ("/etc/passwd", "../../x", str(fifo)):
+        with pytest.raises(Exception, match="is not one of the choices of 'or a photo already in OUT'"):
+            client.predict(value, api_name="/lambda_1")
+    boundary = "sefa-edit-test-boundary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="huge.jpg"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + b"\xff" * (MAX_UPLOAD_BYTES + 1024) + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"{url}gradio_api/upload", data=body,
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=120)
+    assert refused.value.code == 413
+    assert "over the 100 MB upload limit of `sefa-edit ui`" in refused.value.read().decode()
+    assert not list((out / "uploads").glob("huge*"))
+    time.sleep(0.5)
+    stderr = log.read_text()
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert sum("ui: refused" in line and "not one of its choices" in line for line in stderr.splitlines()) == 3
+    assert any(line.startswith("ui: refused an upload: ") for line in stderr.splitlines())
+
+
+def test_the_page_refuses_an_oversized_photo_before_sending_it(app, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from pipeline.editor_session import MAX_UPLOAD_BYTES
+
+    url, out = app
+    huge = tmp_path / "huge.jpg"
+    with open(huge, "wb") as handle:
+        handle.truncate(MAX_UPLOAD_BYTES + 1)  # sparse: nothing is written, the size is what counts
+    browser = browser_for()
+    try:
+        browser.get(url)
+        upload = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"), 30, "the page")[0]
+        assert "Photo (at most 100 MB)" in browser.find_element(By.ID, "upload").text
+        upload.send_keys(str(huge))
+        wait_for(lambda: 'exceed the maximum allowed size of 100.0 Mb: "huge.jpg"' in browser.page_source, 30,
+                 "the size message")
+        browser.save_screenshot(str(Path(os.environ.get("SEFA_EDIT_SCREENSHOTS", tmp_path)) / "ui-8-too-large.png"))
+    finally:
+        browser.quit()
+    assert not list((out / "uploads").glob("huge*"))
