@@ -30,6 +30,7 @@ from common import atomic
 from common.errors import UserError
 from common.model_zoo import SEFA_ZOO
 from common.model_zoo import SOURCE as SEFA_SOURCE
+from common.regular_files import read_limited
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ def _verified_cache(item: Published, target: Path) -> Path | None:
 
 def _expected_digest(item: Published, target: Path) -> str | None:
     recorded = target.with_name(target.name + ".sha256")
-    return item.sha256_prefix or (recorded.read_text().strip() if recorded.is_file() else None)
+    return item.sha256_prefix or (read_limited(recorded, 1024).decode("ascii", "replace").strip() if recorded.is_file() else None)
 
 
 def _download(item: Published, location: Location, target: Path, timeout: float) -> Path:
