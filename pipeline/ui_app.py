@@ -43,29 +43,24 @@ def free_port(host: str) -> int:
         return probe.getsockname()[1]
 
 
-def _checked_choices(component: type) -> type:
-    """`component` (Dropdown, Radio) whose refusal of a value outside its choices (a crafted request:
-    `/etc/passwd`, `../../x`, a FIFO path) is one line on the server's stderr and in the page, not
-    Gradio's full traceback. The page itself only ever sends listed choices."""
+def checked_choices(component):
+    """`component` (a Dropdown or Radio) whose refusal of a value outside its choices (a crafted
+    request: `/etc/passwd`, `../../x`, a FIFO path) is one line on the server's stderr and in the page,
+    not Gradio's full traceback. The page itself only ever sends listed choices. (The instance's
+    `preprocess` is wrapped rather than the class subclassed: Gradio writes a `.pyi` stub beside any
+    module that defines a component class.)"""
+    refuse_or_pass = component.preprocess
 
-    class Checked(component):
-        def preprocess(self, payload):
-            try:
-                return super().preprocess(payload)
-            except gr.Error:
-                shown = repr(payload)[:120]
-                print(f"ui: refused {shown} for '{self.label}': not one of its choices", file=sys.stderr, flush=True)
-                raise gr.Error(f"{shown} is not one of the choices of '{self.label}'", print_exception=False) from None
+    def preprocess(payload):
+        try:
+            return refuse_or_pass(payload)
+        except gr.Error:
+            shown = repr(payload)[:120]
+            print(f"ui: refused {shown} for '{component.label}': not one of its choices", file=sys.stderr, flush=True)
+            raise gr.Error(f"{shown} is not one of the choices of '{component.label}'", print_exception=False) from None
 
-        def get_block_name(self) -> str:  # the front end draws it as the component it is
-            return component.__name__.lower()
-
-    Checked.__name__ = f"Checked{component.__name__}"
-    return Checked
-
-
-Dropdown = _checked_choices(gr.Dropdown)
-Radio = _checked_choices(gr.Radio)
+    component.preprocess = preprocess
+    return component
 
 
 class UploadLimitInOurWords:
@@ -129,8 +124,8 @@ class SliderPanel:
             with gr.Row(equal_height=True):
                 self.sliders.append(gr.Slider(-strength, strength, value=0, step=0.1, label=f"direction {names[k]}",
                                               elem_id=f"{prefix}-slider-{k}", scale=3))
-                self.presets.append(Dropdown(PRESETS, value=PRESETS[0], label="layers", elem_id=f"{prefix}-layers-{k}",
-                                                scale=1, min_width=120))
+                self.presets.append(checked_choices(gr.Dropdown(
+                    PRESETS, value=PRESETS[0], label="layers", elem_id=f"{prefix}-layers-{k}", scale=1, min_width=120)))
                 self.customs.append(gr.Textbox(value="", label="custom layers", placeholder="e.g. 0-3 or 4,5",
                                                elem_id=f"{prefix}-custom-{k}", scale=1, min_width=100))
 
@@ -186,8 +181,8 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
                 with gr.Column(scale=1):
                     upload = gr.File(label=f"Photo (at most {MAX_UPLOAD_BYTES // 2**20} MB)", file_types=["image"],
                                      type="filepath", elem_id="upload")
-                    existing = Dropdown([str(p) for p in session.photos_in_out()], value=None,
-                                           label="or a photo already in OUT", elem_id="existing")
+                    existing = checked_choices(gr.Dropdown([str(p) for p in session.photos_in_out()], value=None,
+                                                           label="or a photo already in OUT", elem_id="existing"))
                     gallery = gr.Gallery(label="Faces: click one to edit it", columns=4, height=170, allow_preview=False,
                                          elem_id="faces")
                     with gr.Row():
@@ -208,7 +203,7 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
                 reset = gr.Button("Reset sliders", elem_id="reset")
             panel = SliderPanel(session, strength, "edit")
             with gr.Row():
-                fmt = Radio(["like the photo", "png", "jpeg"], value="like the photo", label="photo format")
+                fmt = checked_choices(gr.Radio(["like the photo", "png", "jpeg"], value="like the photo", label="photo format"))
                 save_photo = gr.Button("Save edited photo", elem_id="save-photo")
                 recipe_name = gr.Textbox(value="my-edit", label="recipe name", elem_id="recipe-name")
                 save_recipe = gr.Button("Save recipe", elem_id="save-recipe")
@@ -226,10 +221,10 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
             sample_image = gr.Image(label="sample", format="png", interactive=False, elem_id="sample-image", height=320)
             explore = SliderPanel(session, strength, "explore")
             with gr.Row():
-                label_direction = Dropdown(list(range(session.num_directions)), value=0, label="direction",
-                                              elem_id="label-direction")
+                label_direction = checked_choices(gr.Dropdown(list(range(session.num_directions)), value=0,
+                                                              label="direction", elem_id="label-direction"))
                 label_name = gr.Textbox(label="name it", placeholder="e.g. age", elem_id="label-name")
-                label_sign = Radio(["+", "-"], value="+", label="positive strength means")
+                label_sign = checked_choices(gr.Radio(["+", "-"], value="+", label="positive strength means"))
                 label_button = gr.Button("Save label", elem_id="save-label")
             label_status = gr.Markdown("", elem_id="label-status")
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common import images
 from common.json_files import BadJson, nesting_depth, parse_json_text, read_json
 from common.output_folder import claimed_output_folder
 from common.regular_files import NotRegularFile, open_regular
@@ -222,11 +223,16 @@ def test_photos_over_the_limit_get_our_words_and_nothing_else_reaches_stderr(tmp
     (photos / "allowed.png").write_bytes(png_header_only(12000, 12000))  # over Pillow's own default limit, under ours
     source = (PORTRAITS / "obama_small.jpg").read_bytes()
     (photos / "truncated.jpg").write_bytes(source[: len(source) // 2])
+    png = bytearray(images.encode_png(np.full((64, 64, 3), 128, np.uint8)))
+    start = png.find(b"IDAT")
+    png[start + 6 : start + 20] = b"\x00" * 14  # Pillow refuses it, then OpenCV's libpng complains on stderr
+    (photos / "damaged.png").write_bytes(bytes(png))
     result = cli("align", photos, tmp_path / "out", "--max-pixels", "1600000000", timeout=300)
     failures = failures_of(tmp_path / "out")
     assert "65000x65000 is 4225 MP, over the 1600 MP limit" in failures["huge.jpg"]["reason"]
     assert "100000x100000 is 10000 MP, over the 1600 MP limit" in failures["huge.png"]["reason"]
     assert "not a readable image" in failures["allowed.png"]["reason"]
+    assert "not a readable image" in failures["damaged.png"]["reason"]
     lines = result.stderr.strip().splitlines()
     assert all(line.endswith("; skipped") or line.startswith("aligned 0 face") for line in lines), result.stderr
     assert "Warning" not in result.stderr and "libpng" not in result.stderr and "JPEG" not in result.stderr
