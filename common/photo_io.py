@@ -174,7 +174,9 @@ def read_photo(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, keep_alpha: boo
     _check_regular_file(path)
     max_pixels = min(max_pixels, HIGHEST_MAX_PIXELS)
     try:
-        with Image.open(path) as image:
+        # Pillow reads from the descriptor checked to be a regular file: a path swapped for a FIFO since
+        # the check above cannot block it.
+        with open_regular(path) as handle, Image.open(handle) as image:
             _check_pixels(image.width, image.height, max_pixels)
             orientation = int(image.getexif().get(0x0112, 1) or 1)
             upright = ImageOps.exif_transpose(image)

@@ -64,10 +64,13 @@ def test_align_lists_and_skips_every_kind_of_bad_photo(tmp_path, monkeypatch):
     (folder / "odd.png").write_bytes((PORTRAITS / "obama_small.jpg").read_bytes())
     real_open = Image.open
 
-    def open_with_a_decoder_bug(path, *args, **kwargs):
-        if Path(path).name == "odd.png":
+    odd = (folder / "odd.png").stat().st_ino
+
+    def open_with_a_decoder_bug(source, *args, **kwargs):
+        # read_photo hands Pillow the file it opened (and checked to be a regular file), not the path
+        if os.fstat(source.fileno()).st_ino == odd:
             raise MemoryError("decoder bug")  # any exception a decoder may raise
-        return real_open(path, *args, **kwargs)
+        return real_open(source, *args, **kwargs)
 
     monkeypatch.setattr(photo_io.Image, "open", open_with_a_decoder_bug)
     monkeypatch.setattr(photo_io, "_read_with_opencv", lambda path: None)
