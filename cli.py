@@ -254,7 +254,7 @@ def invert(
     lr: float = typer.Option(0.01, "--lr", help="Adam learning rate on the W+ code."),
     lambda_perceptual: float = typer.Option(1.0, "--lambda-perceptual", help="Weight of the LPIPS term."),
     lambda_encoder: float = typer.Option(2.0, "--lambda-encoder", help="Weight of the domain regulariser ||w - E(G(w))||^2."),
-    perceptual: str = typer.Option("lpips", "--perceptual", help="lpips (needs VGG16 weights) or none."),
+    perceptual: str = typer.Option("auto", "--perceptual", help="auto (LPIPS when VGG16 weights are found, else pixel loss, with a warning), lpips or none."),
     vgg: Optional[Path] = typer.Option(None, "--vgg", help="torchvision VGG16 state dict for LPIPS."),
     batch_size: str = typer.Option("auto", "--batch-size", help="Crops optimised together: auto (1 on CPU, 4 on GPU) or a number."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -313,7 +313,8 @@ def edit(
                           max_pixels=max_pixels, quality=quality, min_face_size=min_face_size, per_face=per_face)
     summary = run_edit(codes, out, _weights(generator), directions, list(edits or []), options, device, emit=_emit, say=_say,
                        recipe_path=recipe)
-    _say(f"edited {summary['edited']} code(s), {summary['skipped']} already done, {summary['failed']} failed")
+    if summary["edited"] or summary["skipped"] or summary["failed"]:
+        _say(f"edited {summary['edited']} code(s), {summary['skipped']} already done, {summary['failed']} failed")
     _finish(summary["edited"] + summary["skipped"])
 
 
@@ -330,7 +331,7 @@ def run(
     size: int = typer.Option(256, "--size", help="Aligned crop size."),
     steps: int = typer.Option(100, "--steps", help="Inversion optimisation steps."),
     batch_size: str = typer.Option("auto", "--batch-size", help="Crops inverted together: auto (1 on CPU, 4 on GPU) or a number."),
-    perceptual: str = typer.Option("auto", "--perceptual", help="auto (LPIPS if VGG16 weights are found), lpips, none."),
+    perceptual: str = typer.Option("auto", "--perceptual", help="auto (LPIPS when VGG16 weights are found, else pixel loss, with a warning), lpips or none."),
     vgg: Optional[Path] = typer.Option(None, "--vgg"),
     largest: bool = typer.Option(False, "--largest", help="Only the largest face of each photo."),
     mask: str = typer.Option("face", "--mask", help="Paste-back region: face or crop."),
@@ -423,7 +424,7 @@ def train_encoder_command(
     batch_size: int = typer.Option(8, "--batch-size"),
     lr: float = typer.Option(1e-4, "--lr"),
     lambda_perceptual: float = typer.Option(0.8, "--lambda-perceptual"),
-    perceptual: str = typer.Option("lpips", "--perceptual", help="lpips (needs VGG16 weights) or none."),
+    perceptual: str = typer.Option("auto", "--perceptual", help="auto (LPIPS when VGG16 weights are found, else pixel loss, with a warning), lpips or none."),
     vgg: Optional[Path] = typer.Option(None, "--vgg", help="torchvision VGG16 state dict for LPIPS."),
     checkpoint_every: int = typer.Option(100, "--checkpoint-every", help="Steps between checkpoints."),
     restart: bool = typer.Option(False, "--restart", help="Start from scratch even if --out exists."),

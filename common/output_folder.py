@@ -3,7 +3,10 @@
 Every stage writes into one OUT folder. Two processes writing the same OUT at once would race on the
 same files and done-markers, so the first one holds an exclusive `flock` on `OUT/.sefa-edit.lock` for
 as long as it works there and the second is refused with a clear message. The lock dies with the
-process (a killed run never leaves a stale lock behind).
+process (a killed run never leaves a stale lock behind). The lock file is deleted when the command
+ends, while it is still locked; so that a process which opened the old file just before cannot then
+lock a file nobody else sees, a lock only counts when the locked descriptor is still the file at
+`OUT/.sefa-edit.lock` (same inode), and is taken again otherwise.
 
 A killed process does leave its temporary files (`common.atomic` writes `.NAME.XXXX.tmp` beside each
 output and renames it when complete). Once the lock is ours no one else writes in OUT, so the
@@ -51,17 +54,11 @@ def claimed_output_folder(out_dir: Path, option: str = "OUT") -> Iterator[Path]:
         fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out_dir)
         os.close(fd)
         os.unlink(probe)
-        handle = open(out_dir / LOCK_NAME, "a+")
     except OSError as exc:
         raise UserError(f"{out_dir}: cannot write the output folder ({exc.strerror or exc}); choose a writable {option}") from exc
+    lock_path = out_dir / LOCK_NAME
+    handle = _take_lock(lock_path, out_dir, option)
     try:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise UserError(f"{out_dir}: another sefa-edit ({holder}) is writing into this folder; "
-                            f"wait for it to finish or choose another {option}") from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()}")
@@ -69,7 +66,42 @@ def claimed_output_folder(out_dir: Path, option: str = "OUT") -> Iterator[Path]:
         remove_stale_temporaries(out_dir)
         yield out_dir
     finally:
+        try:
+            os.unlink(lock_path)  # still locked: no one can take it in between, and no file is left behind
+        except OSError:
+            pass
         handle.close()  # closing the descriptor releases the lock
+
+
+def _take_lock(lock_path: Path, out_dir: Path, option: str):
+    """An open, exclusively locked handle on the file that is `lock_path` now, or UserError if another
+    process holds it. A file deleted or replaced between our open and our lock is not the lock: retry."""
+    for _ in range(100):
+        try:
+            handle = open(lock_path, "a+")
+        except OSError as exc:
+            raise UserError(f"{out_dir}: cannot write the output folder ({exc.strerror or exc}); choose a writable {option}") from exc
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise UserError(f"{out_dir}: another sefa-edit ({holder}) is writing into this folder; "
+                            f"wait for it to finish or choose another {option}") from None
+        if _same_file(handle, lock_path):
+            return handle
+        handle.close()  # the holder we waited on deleted it as it ended: lock the file that is there now
+    raise UserError(f"{out_dir}: the lock file {LOCK_NAME} keeps changing; is another program deleting it?")
+
+
+def _same_file(handle, path: Path) -> bool:
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(handle.fileno())
+    return (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def remove_stale_temporaries(out_dir: Path) -> int:
@@ -93,7 +125,7 @@ def _locked_by_another(folder: Path) -> bool:
     if not lock.is_file():
         return False
     try:
-        with open(lock, "a+") as probe:
+        with open(lock, "rb") as probe:  # never creates one
             fcntl.flock(probe.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return True

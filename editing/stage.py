@@ -153,13 +153,13 @@ def run_edit(
         raise UserError("--edit needs the directions file: -d DIRS.npz (from `sefa-edit factorize`)")
     options.validate()
     check_output_path(out_dir)
+    device = resolve_device(device_name)  # before any file is read: a wrong --device is the cheapest mistake to report
     recipe = load_recipe(recipe_path) if recipe_path is not None else None
     directions = load_directions(directions_path) if directions_path is not None else None
     specs = [parse_edit(text, directions) for text in edit_texts] if directions is not None else []
     checkpoint = load_checkpoint(generator_path)
     if directions is not None:
         _check_directions(directions, Path(directions_path), checkpoint, generator_path, options.force)
-    device = resolve_device(device_name)
     generator = checkpoint.build_generator(device)
     layers = {spec.name: resolve_layers(spec, directions, options.layers, generator.num_ws) for spec in specs}
     edit_prints = [[spec.name, spec.index, spec.sign, list(spec.strengths), layers[spec.name]] for spec in specs]
@@ -171,6 +171,9 @@ def run_edit(
         layers[recipe.name] = []
         edit_prints.append([recipe.name, "recipe", recipe.fingerprint()])
     items = list_codes(input_spec, stdin, exclude=out_dir)
+    if not items:
+        say("no codes arrived on stdin: the stage before produced none (its messages above say why)" if input_spec == "-"
+            else f"{input_spec}: no codes (.npy) found; pass the output folder of `sefa-edit invert`")
     labels_file = Path(directions_path).parent / LABELS_NAME if directions_path is not None else None
     shared_print = {
         "version": MARKER_VERSION, "generator": checkpoint.sha256,

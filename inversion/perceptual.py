@@ -43,6 +43,31 @@ def find_vgg_weights(explicit: Path | None = None, shared_dir: Path | None = Non
     )
 
 
+PERCEPTUAL_CHOICES = ("auto", "lpips", "none")
+NO_VGG_NOTICE = ("warning: no VGG16 weights for LPIPS: inverting with pixel loss and the domain regulariser only "
+                 "(`sefa-edit models fetch vgg16` once adds LPIPS; --perceptual none says this is what you want)")
+
+
+def choose_perceptual(choice: str, vgg: Path | None = None, shared_dir: Path | None = None) -> tuple[str, str | None]:
+    """--perceptual as used: `auto` is LPIPS when VGG16 weights are found and pixel loss alone when not,
+    the same default for `invert`, `run` and the editor. Returns the loss and, for an `auto` that fell
+    back, the notice to print (once, and only by a command that then inverts something)."""
+    if choice not in PERCEPTUAL_CHOICES:
+        raise UserError(f"--perceptual {choice!r}: expected auto, lpips or none")
+    if choice == "none":
+        return "none", None
+    if choice == "lpips":
+        find_vgg_weights(vgg, shared_dir)  # one line saying where to put them
+        return "lpips", None
+    try:
+        find_vgg_weights(vgg, shared_dir)
+        return "lpips", None
+    except UserError:
+        if vgg is not None:
+            raise  # a --vgg that names no file is a mistake, not a reason to fall back
+        return "none", NO_VGG_NOTICE
+
+
 class LPIPS(torch.nn.Module):
     """Per-image LPIPS distance between batches in [-1, 1]; differentiable, weights frozen."""
 

@@ -31,7 +31,7 @@ from inversion.encoder import load_encoder
 from inversion.optimize import InversionSettings
 from inversion.ray_pool import RaySettings
 from inversion.worker import CropJob, InversionWorker, output_paths
-from inversion.perceptual import find_vgg_weights
+from inversion.perceptual import choose_perceptual, find_vgg_weights
 
 INFO_VERSION = 3  # 3: the encoder-only reconstruction is kept beside the optimised one
 
@@ -82,7 +82,7 @@ def run_invert(
     generator_path: Path,
     encoder_path: Path | None,
     settings: InversionSettings,
-    perceptual: str = "lpips",
+    perceptual: str = "auto",
     vgg_path: Path | None = None,
     batch_size: int | None = None,
     device_name: str = "auto",
@@ -95,8 +95,7 @@ def run_invert(
 ) -> dict:
     """Invert every crop; `batch_size` None picks one for the device (see `auto_batch_size`);
     `ray` runs the batches on Ray workers (`inversion.ray_pool`)."""
-    if perceptual not in ("lpips", "none"):
-        raise UserError(f"--perceptual {perceptual!r}: expected lpips or none")
+    perceptual, notice = choose_perceptual(perceptual, vgg_path, shared_dir)
     settings.validate()
     if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be 1 or more, or auto")
@@ -105,7 +104,7 @@ def run_invert(
     items = list_crops(input_spec, stdin, exclude=out_dir)
     with claimed_output_folder(out_dir):
         return _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptual, vgg_path,
-                           batch_size or auto_batch_size(device), device, overwrite, emit, say, shared_dir, ray)
+                           batch_size or auto_batch_size(device), device, overwrite, emit, say, shared_dir, ray, notice)
 
 
 def require_invertible(checkpoint, generator_path: Path, space: str = "w+") -> None:
@@ -121,7 +120,7 @@ def require_invertible(checkpoint, generator_path: Path, space: str = "w+") -> N
 
 
 def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptual, vgg_path, batch_size, device,
-                overwrite, emit, say, shared_dir, ray: RaySettings | None = None) -> dict:
+                overwrite, emit, say, shared_dir, ray: RaySettings | None = None, notice: str | None = None) -> dict:
     """Plan (fingerprints: which crops need work), run the batches (here, or on Ray workers), record
     (failures, metrics, JSON lines, counts) as the outcomes come back."""
     checkpoint = load_checkpoint(generator_path)
@@ -163,6 +162,8 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
     batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
     if not batches:
         return summary
+    if notice:  # said by the command that inverts with it, not by a rerun that finds everything done
+        say(notice)
     if ray is not None:
         from inversion.ray_pool import run_on_ray
 

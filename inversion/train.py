@@ -27,7 +27,7 @@ from common.progress import track
 from generators.checkpoint import load_checkpoint
 from generators.interface import LatentGenerator
 from inversion.encoder import Encoder, EncoderConfig, load_encoder_file, save_encoder
-from inversion.perceptual import LPIPS, find_vgg_weights
+from inversion.perceptual import LPIPS, choose_perceptual, find_vgg_weights
 from inversion.worker import load_target
 
 
@@ -87,7 +87,7 @@ def train_encoder(
     out_path: Path,
     settings: TrainSettings,
     data: Path | None = None,
-    perceptual: str = "lpips",
+    perceptual: str = "auto",
     vgg_path: Path | None = None,
     device_name: str = "auto",
     restart: bool = False,
@@ -97,11 +97,14 @@ def train_encoder(
     if settings.steps < 1 or settings.batch_size < 1 or settings.checkpoint_every < 1:
         raise UserError("--steps, --batch-size and --checkpoint-every must be >= 1")
     device = resolve_device(device_name)
+    perceptual, notice = choose_perceptual(perceptual, vgg_path, shared_dir)
     checkpoint = load_checkpoint(generator_path)
     generator = checkpoint.build_generator(device)
     if not generator.invertible:
         raise UserError(f"{generator_path}: a {checkpoint.architecture} generator has no W+ codes for an encoder to predict; "
                         f"use a StyleGAN or StyleGAN2 generator")
+    if notice:
+        say(notice)
     lpips_model = LPIPS(find_vgg_weights(vgg_path, shared_dir)).to(device) if perceptual == "lpips" else None
     real = RealImages(data, generator.img_resolution, settings.seed) if data is not None else None
     discriminator = None

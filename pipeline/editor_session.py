@@ -97,12 +97,12 @@ class EditorSession:
         self.out = Path(out)
         self.generator_path, self.encoder_path = Path(generator_path), encoder_path
         self.device_name, self.shared_dir = device, shared_dir
+        self.device = resolve_device(device)  # before the generator is read
         self.checkpoint = load_checkpoint(self.generator_path)
         if self.checkpoint.latent_space != "W+":
             raise UserError(f"{generator_path}: the editor moves W+ codes; {self.checkpoint.architecture} has none "
                             f"(use `sefa-edit sample` and `edit` for it)")
         require_invertible(self.checkpoint, self.generator_path)
-        self.device = resolve_device(device)
         self.generator = self.checkpoint.build_generator(self.device)
         self.generator_label = generator_label or str(generator_path)
         self.demo = is_demo_generator(self.generator_path)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from alignment.stage import AlignOptions, run_align, summary_line
+from common.devices import resolve_device
 from common.directions_file import load_directions, load_labels
 from common.errors import UserError
 from common.layer_spec import format_layer_spec, parse_layer_spec
@@ -31,7 +32,7 @@ from factorization.stage import DIRECTIONS_NAME, run_factorize, store_labels
 from generators.checkpoint import load_checkpoint
 from inversion.optimize import InversionSettings
 from inversion.ray_pool import RaySettings
-from inversion.perceptual import find_vgg_weights
+from inversion.perceptual import choose_perceptual
 from inversion.stage import require_invertible, run_invert
 from common.fingerprint import content_sha256
 from factorization.preview import PreviewSettings
@@ -115,6 +116,7 @@ def run_pipeline(
     generator_label: str | None = None,
 ) -> dict:
     check_output_path(out)
+    resolve_device(device)  # a wrong --device is said now, not after every photo has been aligned
     if photos != "-" and not Path(photos).exists():
         raise UserError(f"{photos}: no such file or folder; pass a photo, a folder of photos, or - for stdin")
     checkpoint = load_checkpoint(generator)
@@ -127,17 +129,7 @@ def run_pipeline(
         check_recipe_for(load_recipe(options.recipe), str(options.recipe), checkpoint.sha256, checkpoint.num_latent_layers,
                          checkpoint.latent_dim)
     factorize_layers = format_layer_spec(parse_layer_spec(options.factorize_layers, checkpoint.num_latent_layers))
-    perceptual = options.perceptual
-    if perceptual == "auto":
-        try:
-            find_vgg_weights(options.vgg, shared_dir)
-            perceptual = "lpips"
-        except UserError:
-            perceptual = "none"
-            say("no VGG16 weights for LPIPS: inverting with pixel loss and the domain regulariser only "
-                "(`sefa-edit models fetch vgg16` once to add LPIPS)")
-    elif perceptual == "lpips":
-        find_vgg_weights(options.vgg, shared_dir)
+    perceptual, _ = choose_perceptual(options.perceptual, options.vgg, shared_dir)  # invert says the fallback, if it inverts
     demo = is_demo_generator(generator)
     if demo:
         say(f"warning: {DEMO_WARNING}")
@@ -177,7 +169,7 @@ def _run_stages(photos, out, generator, generator_sha256, encoder, options, fact
         say(f"{photos}: no face was aligned, nothing to edit (see {out / 'aligned' / 'failures.jsonl'})")
     else:
         start = time.perf_counter()
-        invert_summary = run_invert(str(out / "aligned"), out / "codes", generator, encoder, options.inversion_settings(), perceptual,
+        invert_summary = run_invert(str(out / "aligned"), out / "codes", generator, encoder, options.inversion_settings(), options.perceptual,
                                     options.vgg, options.batch_size, device, say=say, shared_dir=shared_dir, ray=options.ray)
         times["invert"] = time.perf_counter() - start
 

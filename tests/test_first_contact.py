@@ -1,0 +1,101 @@
+"""What a new user trips over (issue 21), each seen the way the user sees it: through the CLI."""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+
+import pytest
+
+import common.output_folder as output_folder
+from common.errors import UserError
+from common.output_folder import LOCK_NAME, claimed_output_folder
+from tests.conftest import SHARED
+from tests.hardening_helpers import ENCODER, GENERATOR, cli
+
+PORTRAIT = SHARED / "photos" / "face-recognition" / "obama_small.jpg"
+pytestmark = pytest.mark.skipif(not PORTRAIT.is_file(), reason=f"real photos not found at {PORTRAIT}")
+
+
+def test_no_lock_file_is_left_behind_and_the_lock_still_excludes(tmp_path):
+    aligned = cli("align", PORTRAIT, tmp_path / "aligned")
+    assert aligned.returncode == 0, aligned.stderr
+    inverted = cli("invert", tmp_path / "aligned", tmp_path / "codes", "-g", GENERATOR, "-e", ENCODER, "--steps", "0",
+                   "--perceptual", "none", "--device", "cpu")
+    assert inverted.returncode == 0, inverted.stderr
+    assert not list(tmp_path.rglob(LOCK_NAME))
+
+    out = tmp_path / "out"
+    with claimed_output_folder(out):
+        late = open(out / LOCK_NAME, "a+")  # another process opened the lock file just before we finish
+        with pytest.raises(UserError, match="another sefa-edit .* is writing into this folder"):
+            with claimed_output_folder(out):
+                pass
+    assert not (out / LOCK_NAME).exists()
+    fcntl.flock(late.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # it can lock the deleted file now, but that is no lock:
+    with claimed_output_folder(out):  # whoever comes next takes the file that is at the path
+        assert (out / LOCK_NAME).exists() and not output_folder._same_file(late, out / LOCK_NAME)
+    late.close()
+
+
+def test_a_lock_file_replaced_between_open_and_lock_is_taken_again(tmp_path, monkeypatch):
+    real = output_folder._same_file
+    checks: list[Path] = []
+
+    def replaced_the_first_time(handle, path):  # the first file we lock was deleted by its holder meanwhile
+        checks.append(path)
+        return len(checks) > 1 and real(handle, path)
+
+    monkeypatch.setattr(output_folder, "_same_file", replaced_the_first_time)
+    with claimed_output_folder(tmp_path / "out"):
+        assert (tmp_path / "out" / LOCK_NAME).exists()
+    assert len(checks) == 2 and not (tmp_path / "out" / LOCK_NAME).exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA: --device cuda is valid here")
+def test_a_missing_cuda_device_is_said_before_any_work(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "obama_small.jpg").write_bytes(PORTRAIT.read_bytes())
+    directions = tmp_path / "none.npz"
+    commands = {
+        "run": ("run", photos, tmp_path / "run"),
+        "invert": ("invert", photos, tmp_path / "invert", "-g", GENERATOR),
+        "edit": ("edit", photos, tmp_path / "edit", "-g", GENERATOR, "-d", directions, "--edit", "0=1"),
+        "ui": ("ui", tmp_path / "ui"),
+    }
+    for name, command in commands.items():
+        result = cli(*command, "--device", "cuda", timeout=120)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2, (name, result.stderr)
+        assert lines[-1] == "error: --device cuda: no CUDA device is visible to PyTorch; use --device cpu or auto", (name, lines)
+        assert not (tmp_path / name / "aligned").exists() and not list((tmp_path / name).rglob("*.png")), name
+
+
+def test_the_readme_pipe_works_offline_with_one_notice_and_a_rerun_says_nothing(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.hardening_helpers import REPO
+
+    env = {**os.environ, "SEFA_EDIT_CACHE": str(tmp_path / "empty-cache"), "TORCH_HOME": str(tmp_path / "torch")}
+    run = lambda args, stdin=None: subprocess.run([sys.executable, str(REPO / "cli.py"), *map(str, args)], input=stdin,
+                                                  capture_output=True, text=True, env=env, timeout=600)
+    directions = run(["factorize", GENERATOR, "--out", tmp_path / "dirs", "-K", "3"])
+    assert directions.returncode == 0, directions.stderr
+    aligned = run(["align", PORTRAIT, tmp_path / "a"])
+    invert_args = ["invert", "-", tmp_path / "c", "-g", GENERATOR, "--steps", "2", "--device", "cpu"]
+    inverted = run(invert_args, aligned.stdout)  # no --perceptual: the default, auto
+    assert inverted.returncode == 0, inverted.stderr
+    notices = [line for line in inverted.stderr.splitlines() if "no VGG16 weights" in line]
+    assert len(notices) == 1 and notices[0].startswith("warning: "), inverted.stderr
+    edited = run(["edit", "-", tmp_path / "e", "-g", GENERATOR, "-d", tmp_path / "dirs" / "directions.npz", "--edit", "0=1"],
+                 inverted.stdout)
+    assert edited.returncode == 0, edited.stderr
+    again = run(invert_args, aligned.stdout)  # everything done: nothing to say about losses
+    assert again.returncode == 0 and "VGG16" not in again.stderr, again.stderr
+
+    nothing = run(["edit", "-", tmp_path / "e2", "-g", GENERATOR, "-d", tmp_path / "dirs" / "directions.npz", "--edit", "0=1"], "")
+    assert nothing.returncode == 1
+    assert "no codes arrived on stdin" in nothing.stderr and "edited 0" not in nothing.stderr, nothing.stderr
