@@ -361,7 +361,7 @@ def run(
                           generator_label=generator or "the bundled demo generator")
     _emit(result)
     _say(f"done: {result['index']}")
-    _finish(result["edited"])
+    _finish(result["edited"] + result["already_edited"])
 
 
 @app.command()

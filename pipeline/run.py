@@ -194,8 +194,9 @@ def _run_stages(photos, out, generator, generator_sha256, encoder, options, fact
         "index": str(index.resolve()),
         "faces": align_summary.crops,
         "photos": align_summary.photos,
-        "inverted": invert_summary["inverted"] + invert_summary["skipped"],
-        "edited": edit_summary["edited"] + edit_summary["skipped"],
+        # done by this run, and found done by an earlier one: a no-op rerun says 0 and 36, not 36
+        "inverted": invert_summary["inverted"], "already_inverted": invert_summary["skipped"],
+        "edited": edit_summary["edited"], "already_edited": edit_summary["skipped"],
         "failed": align_summary.unreadable + invert_summary["failed"] + invert_summary["unreadable"] + edit_summary["failed"],
         "seconds": {k: round(v, 2) for k, v in times.items()},
     }

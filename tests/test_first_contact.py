@@ -99,3 +99,17 @@ def test_the_readme_pipe_works_offline_with_one_notice_and_a_rerun_says_nothing(
     nothing = run(["edit", "-", tmp_path / "e2", "-g", GENERATOR, "-d", tmp_path / "dirs" / "directions.npz", "--edit", "0=1"], "")
     assert nothing.returncode == 1
     assert "no codes arrived on stdin" in nothing.stderr and "edited 0" not in nothing.stderr, nothing.stderr
+
+
+def test_a_no_op_rerun_reports_done_and_already_done_apart(tmp_path):
+    import json
+
+    command = ("run", PORTRAIT, tmp_path / "out", "--steps", "2", "-K", "3", "--edit", "0=1", "--device", "cpu")
+    first = cli(*command)
+    assert first.returncode == 0, first.stderr
+    done = json.loads(first.stdout.strip().splitlines()[-1])
+    assert (done["inverted"], done["already_inverted"], done["edited"], done["already_edited"]) == (1, 0, 1, 0)
+    again = cli(*command)
+    assert again.returncode == 0, again.stderr  # nothing to do is still a success
+    rerun = json.loads(again.stdout.strip().splitlines()[-1])
+    assert (rerun["inverted"], rerun["already_inverted"], rerun["edited"], rerun["already_edited"]) == (0, 1, 0, 1)
