@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import numpy as np
 
 from common import atomic, images
 from common.demo_models import is_demo_generator
 from common.devices import resolve_device
 from common.directions_file import LABELS_NAME, DirectionsFile, load_directions, load_labels
 from common.errors import UserError
+from common.fingerprint import fingerprint
 from common.json_files import MAX_JSON_BYTES
 from common.layer_spec import format_layer_spec, parse_layer_spec
 from common.output_folder import check_output_path, claimed_output_folder
@@ -23,6 +27,8 @@ from generators.checkpoint import LoadedCheckpoint, load_checkpoint
 from generators.latent_layers import latent_layers
 
 DIRECTIONS_NAME = "directions.npz"
+PREVIEW_MARKER = ".preview.json"
+PREVIEW_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,26 @@ def store_labels(labels_path: Path, directions_dir: Path) -> None:
     atomic.write_bytes(directions_dir / LABELS_NAME, read_limited(labels_path, MAX_JSON_BYTES))
 
 
+def _previews(checkpoint: LoadedCheckpoint, directions: DirectionsFile, folder: Path, settings: PreviewSettings, device) -> list[Path]:
+    """The preview grids, rendered only when what makes them changed: the generator, the directions,
+    their layers or the preview settings (minutes for a 1024 px generator, so a rerun reuses them)."""
+    marker = folder / PREVIEW_MARKER
+    made_by = fingerprint(version=PREVIEW_VERSION, generator=checkpoint.sha256, layers=list(directions.layers),
+                          directions=hashlib.sha256(np.ascontiguousarray(directions.directions, np.float64).tobytes()).hexdigest(),
+                          settings=asdict(settings))
+    previous = atomic.read_json_object(marker) or {}
+    planned = [folder / f"direction_{k:02d}.png" for k in range(len(directions.directions))]
+    if previous.get("fingerprint") == made_by and all(path.is_file() for path in planned):
+        return planned
+    marker.unlink(missing_ok=True)
+    paths = write_previews(checkpoint.build_generator(device), directions.directions, directions.layers, folder, settings, device)
+    for old in previous.get("outputs", []) if isinstance(previous.get("outputs"), list) else []:
+        if isinstance(old, str) and Path(old).name not in {path.name for path in paths}:
+            (folder / Path(old).name).unlink(missing_ok=True)  # a direction this run does not preview
+    atomic.write_json(marker, {"version": PREVIEW_VERSION, "fingerprint": made_by, "outputs": [path.name for path in paths]})
+    return paths
+
+
 def _write_outputs(checkpoint, checkpoint_path: Path, directions: DirectionsFile, seconds: float, out_dir: Path, num_directions: int,
                    labels_path: Path | None, preview: PreviewSettings | None, device) -> FactorizeResult:
     directions_path = directions.save(out_dir / DIRECTIONS_NAME)
@@ -102,8 +128,7 @@ def _write_outputs(checkpoint, checkpoint_path: Path, directions: DirectionsFile
 
     preview_paths: list[Path] = []
     if preview is not None:
-        generator = checkpoint.build_generator(device)
-        preview_paths = write_previews(generator, directions.directions, directions.layers, out_dir / "preview", preview, device)
+        preview_paths = _previews(checkpoint, directions, out_dir / "preview", preview, device)
     report = write_report(
         out_dir / "index.html",
         title=f"SeFa directions of {checkpoint_path.name}",

@@ -113,3 +113,21 @@ def test_a_no_op_rerun_reports_done_and_already_done_apart(tmp_path):
     assert again.returncode == 0, again.stderr  # nothing to do is still a success
     rerun = json.loads(again.stdout.strip().splitlines()[-1])
     assert (rerun["inverted"], rerun["already_inverted"], rerun["edited"], rerun["already_edited"]) == (0, 1, 0, 1)
+
+
+def test_factorize_previews_are_rendered_once_for_the_same_settings(tmp_path):
+    command = ("factorize", GENERATOR, "--out", tmp_path / "dirs", "-K", "2", "--preview", "-N", "1", "--steps", "3",
+               "--device", "cpu")
+    assert cli(*command).returncode == 0
+    grids = sorted((tmp_path / "dirs" / "preview").glob("direction_*.png"))
+    assert [p.name for p in grids] == ["direction_00.png", "direction_01.png"]
+    written = {p.name: p.stat().st_mtime_ns for p in grids}
+    assert cli(*command).returncode == 0
+    assert {p.name: p.stat().st_mtime_ns for p in grids} == written  # the same settings: not rendered again
+    wider = cli(*command[:-2], "--distance", "2", "--device", "cpu")
+    assert wider.returncode == 0, wider.stderr
+    assert all(p.stat().st_mtime_ns != written[p.name] for p in grids)  # another distance: rendered anew
+    fewer = cli("factorize", GENERATOR, "--out", tmp_path / "dirs", "-K", "1", "--preview", "-N", "1", "--steps", "3",
+                "--distance", "2", "--device", "cpu")
+    assert fewer.returncode == 0
+    assert [p.name for p in (tmp_path / "dirs" / "preview").glob("direction_*.png")] == ["direction_00.png"]
