@@ -120,13 +120,21 @@ def _generator_or_demo(generator: str | None, encoder: Path | None) -> tuple[Pat
 
 @models_app.command("info")
 def models_info(
-    checkpoint: Path = typer.Argument(..., help="Generator checkpoint: NVIDIA .pkl, rosinality .pt, genforce .pth, BigGAN .bin"),
+    checkpoint: Path = typer.Argument(..., metavar="NAME|FILE", help="A generator (NVIDIA .pkl, rosinality .pt, genforce .pth, BigGAN .bin, pSp/e4e .pt) or an encoder (ours, IDInvert's), by file or model name."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
-    """Format, architecture, resolution, number of W+ layers and parameter count of a checkpoint."""
+    """Format, architecture, resolution, W+ layers and parameter count of a generator; codes, input size and parameters of an encoder."""
     from generators.checkpoint import load_checkpoint
+    from inversion.encoder import read_encoder
 
-    info = load_checkpoint(_weights(checkpoint)).describe()
+    path = _weights(checkpoint)
+    try:
+        info = load_checkpoint(path).describe()
+    except UserError as not_a_generator:
+        try:  # an encoder file: described as one (a pSp/e4e file holds both and is described as a generator above)
+            info = {"path": str(path), **read_encoder(path).describe()}
+        except UserError:
+            raise not_a_generator from None
     if as_json:
         _emit(info)
         return

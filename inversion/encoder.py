@@ -162,15 +162,41 @@ def _config_of(path: Path, payload: dict[str, Any]) -> EncoderConfig:
     return config
 
 
+@dataclass(frozen=True)
+class EncoderFile:
+    """An encoder as read from its file, before it is matched to a generator."""
+
+    network: nn.Module  # in eval mode
+    format: str  # sefa-edit-encoder | idinvert-encoder | psp-pt
+    codes: tuple[int, int]  # [num_ws, w_dim] it outputs
+    input_resolution: int
+    advice: str  # what to do when its codes do not fit a generator
+    details: dict[str, Any]
+
+    def describe(self) -> dict[str, Any]:
+        """What `models info` prints for an encoder."""
+        return {"kind": "encoder", "format": self.format, "codes": list(self.codes), "num_ws": self.codes[0],
+                "w_dim": self.codes[1], "input_resolution": self.input_resolution,
+                "parameters": sum(p.numel() for p in self.network.parameters()), **self.details}
+
+
 def load_encoder(path: Path, num_ws: int, w_dim: int, generator_sha256: str | None = None, force: bool = False) -> nn.Module:
-    """Our encoder or IDInvert's published one, checked against the generator's code shape; in eval mode."""
+    """Our encoder, IDInvert's or pSp/e4e's, checked against the generator's code shape; in eval mode."""
+    found = read_encoder(path, generator_sha256, force)
+    _require_codes(path, found.codes, num_ws, w_dim, found.advice)
+    return found.network
+
+
+def read_encoder(path: Path, generator_sha256: str | None = None, force: bool = False) -> EncoderFile:
+    """Any encoder we read, built and described; `generator_sha256` refuses one of ours trained for
+    another generator (unless `force`)."""
     from generators.readers import idinvert, psp
 
     payload = _read_encoder_payload(path)
     if isinstance(payload, dict) and psp.is_psp_checkpoint(payload):
-        return _psp_encoder(Path(path), payload, num_ws, w_dim)
+        return _psp_encoder(Path(path), payload)
     if isinstance(payload, dict) and idinvert.is_encoder_state(payload):
-        return _idinvert_encoder(Path(path), payload, num_ws, w_dim)
+        return _idinvert_encoder(Path(path), payload)
     if isinstance(payload, dict) and idinvert.is_generator_state(payload):
         raise UserError(f"{path}: an In-Domain GAN Inversion generator, not an encoder; pass it with -g and its "
                         f"styleganinv_*_encoder.pth with --encoder")
@@ -178,15 +204,18 @@ def load_encoder(path: Path, num_ws: int, w_dim: int, generator_sha256: str | No
         raise UserError(f"{path}: not an encoder we know (expected a file written by `sefa-edit train-encoder`, an "
                         f"In-Domain GAN Inversion styleganinv_*_encoder.pth, or a pSp/e4e checkpoint)")
     config = _config_of(path, payload)
-    _require_codes(path, (config.num_ws, config.w_dim), num_ws, w_dim, "train an encoder for this generator")
     if generator_sha256 and payload.get("generator_sha256") not in (None, generator_sha256) and not force:
         raise UserError(f"{path}: encoder was trained for another generator checkpoint (sha256 differs); retrain it or pass --force")
     encoder = Encoder(config)
     encoder.load_state_dict(payload["state"])
-    return encoder.eval()
+    trained_for = payload.get("generator_sha256")
+    return EncoderFile(encoder.eval(), "sefa-edit-encoder", (config.num_ws, config.w_dim), config.resolution,
+                       "train an encoder for this generator",
+                       {"trained_for_generator_sha256": trained_for if isinstance(trained_for, str) else None,
+                        "training_step": payload.get("step") if isinstance(payload.get("step"), int) else None})
 
 
-def _idinvert_encoder(path: Path, state: dict, num_ws: int, w_dim: int) -> nn.Module:
+def _idinvert_encoder(path: Path, state: dict) -> EncoderFile:
     from generators.idinvert_encoder import encoder_from_state
     from generators.state_layout import LayoutError
     from generators.tensor_limits import MAX_CHANNELS
@@ -197,12 +226,12 @@ def _idinvert_encoder(path: Path, state: dict, num_ws: int, w_dim: int) -> nn.Mo
         raise UserError(f"{path}: not a usable In-Domain GAN Inversion encoder: {exc}") from exc
     if max(encoder.config.widths()) > MAX_CHANNELS:
         raise UserError(f"{path}: not a usable encoder: declares {max(encoder.config.widths())} channels")
-    _require_codes(path, (encoder.num_ws, encoder.w_dim), num_ws, w_dim, "use the encoder published with this generator")
-    return encoder
+    return EncoderFile(encoder, "idinvert-encoder", (encoder.num_ws, encoder.w_dim), encoder.config.resolution,
+                       "use the encoder published with this generator", {"architecture": "In-Domain GAN Inversion StyleGANEncoderNet"})
 
 
-def _psp_encoder(path: Path, payload: dict, num_ws: int, w_dim: int) -> nn.Module:
-    from generators.psp_encoder import encoder_from_state
+def _psp_encoder(path: Path, payload: dict) -> EncoderFile:
+    from generators.psp_encoder import INPUT_RESOLUTION, encoder_from_state
     from generators.readers import psp
     from generators.state_layout import LayoutError
 
@@ -213,5 +242,5 @@ def _psp_encoder(path: Path, payload: dict, num_ws: int, w_dim: int) -> nn.Modul
         encoder = encoder_from_state(parts.encoder_state, parts.encoder_type, parts.latent_avg)
     except (LayoutError, ValueError) as exc:
         raise UserError(f"{path}: not a usable pSp/e4e encoder: {exc}") from exc
-    _require_codes(path, (encoder.num_ws, encoder.w_dim), num_ws, w_dim, "use it with the generator it was trained for")
-    return encoder
+    return EncoderFile(encoder, "psp-pt", (encoder.num_ws, encoder.w_dim), INPUT_RESOLUTION,
+                       "use it with the generator it was trained for", {"architecture": parts.name})

@@ -131,3 +131,25 @@ def test_factorize_previews_are_rendered_once_for_the_same_settings(tmp_path):
                 "--distance", "2", "--device", "cpu")
     assert fewer.returncode == 0
     assert [p.name for p in (tmp_path / "dirs" / "preview").glob("direction_*.png")] == ["direction_00.png"]
+
+
+def test_models_info_describes_encoders_too(tmp_path):
+    import json
+
+    from tests.reference_checkpoints import REFERENCE, load_case, write_idinvert
+
+    ours = cli("models", "info", ENCODER, "--json")
+    assert ours.returncode == 0, ours.stderr
+    info = json.loads(ours.stdout)
+    assert (info["kind"], info["format"], info["codes"], info["input_resolution"]) == ("encoder", "sefa-edit-encoder", [10, 128], 64)
+    assert info["parameters"] > 1000 and len(info["trained_for_generator_sha256"]) == 64
+    if (REFERENCE / "idinvert_params.npz").is_file():
+        params, _, _ = load_case("idinvert")
+        _, encoder = write_idinvert(tmp_path, params)
+        theirs = cli("models", "info", encoder, "--json")
+        assert theirs.returncode == 0, theirs.stderr
+        assert json.loads(theirs.stdout)["format"] == "idinvert-encoder"
+    neither = tmp_path / "neither.pt"
+    __import__("torch").save({"something": 1}, neither)
+    refused = cli("models", "info", neither)
+    assert refused.returncode == 2 and "unrecognised checkpoint contents" in refused.stderr

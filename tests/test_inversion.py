@@ -197,5 +197,6 @@ def test_invert_command_writes_codes_and_reruns_only_missing_work(tmp_path, gene
     assert np.abs(images.read_rgb(out / "face_1_rec.png").astype(int) - saved_rec).max() <= 1
     assert len(second.stdout.splitlines()) == 3
 
-    missing_vgg = run_cli("invert", str(crops), str(tmp_path / "x"), "-g", str(generator_file))
+    # LPIPS asked for by name without VGG16 weights: one line saying where to put them (auto falls back instead)
+    missing_vgg = run_cli("invert", str(crops), str(tmp_path / "x"), "-g", str(generator_file), "--perceptual", "lpips")
     assert missing_vgg.returncode == 2 and "LPIPS needs VGG16 weights" in missing_vgg.stderr
