@@ -54,9 +54,7 @@ def read_json(path: Path | str, max_bytes: int = MAX_JSON_BYTES, max_depth: int 
     """Parse a JSON file that may be hostile. OSError when it cannot be opened (missing, or a folder,
     pipe or device: `common.regular_files.NotRegularFile`), BadJson when its contents are unusable."""
     try:
-        data = read_limited(path, max_bytes)
-    except OSError:
-        raise
+        data = read_limited(path, max_bytes)  # OSError passes through
     except ValueError as exc:
         raise BadJson(f"too large for a JSON file ({exc})") from None
     try:

@@ -52,14 +52,6 @@ def problem_with(path: Path) -> str | None:
     return f"not a regular file but {describe_mode(mode)}"
 
 
-def check_regular(path: Path | str) -> os.stat_result:
-    """stat of a regular file, or OSError (NotRegularFile for a folder, pipe or device)."""
-    result = os.stat(path)
-    if not stat.S_ISREG(result.st_mode):
-        raise NotRegularFile(path, describe_mode(result.st_mode))
-    return result
-
-
 def open_regular(path: Path | str) -> BinaryIO:
     """Open a regular file for binary reading; a FIFO, device or folder raises NotRegularFile at once."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))

@@ -110,8 +110,9 @@ def _previews(checkpoint: LoadedCheckpoint, directions: DirectionsFile, folder: 
         return planned
     marker.unlink(missing_ok=True)
     paths = write_previews(checkpoint.build_generator(device), directions.directions, directions.layers, folder, settings, device)
+    written = {path.name for path in paths}
     for old in previous.get("outputs", []) if isinstance(previous.get("outputs"), list) else []:
-        if isinstance(old, str) and Path(old).name not in {path.name for path in paths}:
+        if isinstance(old, str) and Path(old).name not in written:
             (folder / Path(old).name).unlink(missing_ok=True)  # a direction this run does not preview
     atomic.write_json(marker, {"version": PREVIEW_VERSION, "fingerprint": made_by, "outputs": [path.name for path in paths]})
     return paths

@@ -40,7 +40,7 @@ from editing.sidecar import Sidecar, read_sidecar
 from generators.checkpoint import load_checkpoint
 from generators.latent_edit import move_along
 from inversion.optimize import InversionSettings
-from inversion.perceptual import find_vgg_weights
+from inversion.perceptual import choose_perceptual
 from inversion.stage import require_invertible, run_invert
 from pipeline.run import ensure_directions
 
@@ -211,11 +211,7 @@ class EditorSession:
     def open_face(self, face: Face, steps: int = 100, use_encoder: bool = True) -> OpenFace:
         """Invert the face (OUT/codes; skipped when the same settings did it before) and prepare it for sliders."""
         settings = InversionSettings(steps=steps)
-        try:
-            find_vgg_weights(None, self.shared_dir)
-            perceptual = "lpips"
-        except UserError:
-            perceptual = "none"
+        perceptual, _ = choose_perceptual("auto", None, self.shared_dir)  # the page shows which in its status line
         encoder = self.encoder_path if use_encoder else None
         summary = run_invert(str(face.crop), self.out / "codes", self.generator_path, encoder, settings, perceptual,
                              None, 1, self.device_name, shared_dir=self.shared_dir)
@@ -285,13 +281,12 @@ class EditorSession:
     def sample(self, seed: int, truncation: float = 0.7, class_index: int | None = None) -> torch.Tensor:
         """The code of random sample `seed` (NVIDIA's convention, as `sefa-edit sample`), of class
         `class_index` for a conditional generator (None: the all-zero label)."""
-        classes = self.generator.num_classes
-        if class_index is not None and not 0 <= class_index < max(classes, 1):
-            raise UserError(f"class {class_index}: this generator has classes 0..{classes - 1}" if classes
-                            else "this generator is unconditional: it takes no class")
         z = torch.from_numpy(np.random.RandomState(int(seed)).randn(1, self.generator.z_dim)).float().to(self.device)
-        with torch.no_grad(), self.lock:
-            return self.generator.sample_codes(z, truncation, class_index=class_index if classes else None)
+        try:
+            with torch.no_grad(), self.lock:
+                return self.generator.sample_codes(z, truncation, class_index=class_index)
+        except ValueError as exc:  # the generator's own check of the class (generators/interface.py)
+            raise UserError(f"class {class_index}: {exc}") from None
 
     def render_sample(self, ws: torch.Tensor, moves: list[Move]) -> np.ndarray:
         return self._render(self.moved(ws, moves))

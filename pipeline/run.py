@@ -32,7 +32,7 @@ from factorization.stage import DIRECTIONS_NAME, run_factorize, store_labels
 from generators.checkpoint import load_checkpoint
 from inversion.optimize import InversionSettings
 from inversion.ray_pool import RaySettings
-from inversion.perceptual import choose_perceptual
+from inversion.perceptual import PERCEPTUAL_CHOICES, choose_perceptual
 from inversion.stage import require_invertible, run_invert
 from common.fingerprint import content_sha256
 from factorization.preview import PreviewSettings
@@ -87,7 +87,7 @@ def validate_run_options(options: RunOptions, latent_dim: int) -> None:
     and an inversion before it is found."""
     options.align_options().validate()
     options.inversion_settings().validate()
-    if options.perceptual not in ("auto", "lpips", "none"):
+    if options.perceptual not in PERCEPTUAL_CHOICES:
         raise UserError(f"--perceptual {options.perceptual!r}: expected auto, lpips or none")
     options.edit_options(Path(".")).validate()
     if not 1 <= options.num_directions <= latent_dim:

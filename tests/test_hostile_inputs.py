@@ -64,6 +64,12 @@ def test_a_fifo_or_device_opens_at_once_and_is_refused(tmp_path):
     assert time.monotonic() - start < 5
 
 
+def paste_back_edit(codes: Path, out: Path, directions: Path):
+    """`edit --paste-back` as a user runs it, in a subprocess that a hang would time out."""
+    return cli("edit", codes, out, "-g", GENERATOR, "-d", directions, "--edit", "0=1", "--paste-back", "--device", "cpu",
+               timeout=300)
+
+
 def _codes_with_records(codes: Path, folder: Path, meta_for_first: Path | None = None, info_for_first: str | None = None) -> None:
     """face0 and face1: the two real codes; face0's record names `meta_for_first`, or is `info_for_first`."""
     folder.mkdir()
@@ -80,8 +86,7 @@ def test_a_deeply_nested_sidecar_or_code_record_is_one_skipped_item(codes, direc
     deep_meta = tmp_path / "deep_meta.json"
     deep_meta.write_text(DEEP)
     _codes_with_records(codes, tmp_path / "a", meta_for_first=deep_meta)
-    result = cli("edit", tmp_path / "a", tmp_path / "out_a", "-g", GENERATOR, "-d", directions, "--edit", "0=1", "--paste-back",
-                 "--device", "cpu", timeout=300)
+    result = paste_back_edit(tmp_path / "a", tmp_path / "out_a", directions)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "nested 100000 levels deep" in failures_of(tmp_path / "out_a")["face0.npy"]["reason"]
     assert (tmp_path / "out_a" / "photos" / "two_people").is_dir()  # the other face still pasted
@@ -104,8 +109,7 @@ def test_a_fifo_named_anywhere_never_blocks(codes, directions, tmp_path):
     fifo = tmp_path / "meta_pipe.json"
     os.mkfifo(fifo)
     _codes_with_records(codes, tmp_path / "codes", meta_for_first=fifo)
-    result = cli("edit", tmp_path / "codes", tmp_path / "out", "-g", GENERATOR, "-d", directions, "--edit", "0=1", "--paste-back",
-                 "--device", "cpu", timeout=300)
+    result = paste_back_edit(tmp_path / "codes", tmp_path / "out", directions)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "not a regular file but a pipe" in failures_of(tmp_path / "out")["face0.npy"]["reason"]
     recipe = tmp_path / "recipe.json"
@@ -167,8 +171,7 @@ def test_a_quad_that_does_not_fit_the_photo_is_refused_before_any_warp(codes, al
     bad.write_text(json.dumps(meta))
     _codes_with_records(codes, tmp_path / "codes", meta_for_first=bad)
     start = time.monotonic()
-    result = cli("edit", tmp_path / "codes", tmp_path / "out", "-g", GENERATOR, "-d", directions, "--edit", "0=1", "--paste-back",
-                 "--device", "cpu", timeout=300)
+    result = paste_back_edit(tmp_path / "codes", tmp_path / "out", directions)
     assert result.returncode == 0, result.stderr[-2000:]
     assert words in failures_of(tmp_path / "out")["face0.npy"]["reason"]
     assert time.monotonic() - start < 120
