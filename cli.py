@@ -28,6 +28,9 @@ models_app = typer.Typer(no_args_is_help=True, help="Published models by name, a
 app.add_typer(models_app, name="models")
 
 INTERRUPTED = "interrupted; finished outputs are kept, rerun to continue"
+DEVICE_HELP = "auto (CUDA when a device is visible, else CPU), cpu or cuda; checked before any work."
+GENERATOR_HELP = "Generator: a name from `models list` or a file (NVIDIA .pkl, rosinality .pt, genforce .pth, pSp/e4e .pt)."
+VGG_HELP = "torchvision VGG16 weights for LPIPS (vgg16-397923af.pth; default: the cache, torch hub, ../shared)."
 MAX_PIXELS_HELP = "Largest photo accepted, in pixels (read from the file header before decoding)."
 
 
@@ -48,7 +51,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(False, "--version", metavar="", callback=_print_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """Edit real face photos with StyleGAN + SeFa."""
 
@@ -121,7 +124,7 @@ def _generator_or_demo(generator: str | None, encoder: Path | None) -> tuple[Pat
 @models_app.command("info")
 def models_info(
     checkpoint: Path = typer.Argument(..., metavar="NAME|FILE", help="A generator (NVIDIA .pkl, rosinality .pt, genforce .pth, BigGAN .bin, pSp/e4e .pt) or an encoder (ours, IDInvert's), by file or model name."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="Print one JSON object instead of a table."),
 ) -> None:
     """Format, architecture, resolution, W+ layers and parameter count of a generator; codes, input size and parameters of an encoder."""
     from generators.checkpoint import load_checkpoint
@@ -145,10 +148,14 @@ def models_info(
 
 @models_app.command("fetch")
 def models_fetch(
-    name: str = typer.Argument(..., help="A name from `models list` (e.g. idinvert-ffhq-256, stylegan-ffhq-1024, vgg16)."),
+    name: str = typer.Argument(..., metavar="NAME", help="A name from `models list` (e.g. idinvert-ffhq-256, stylegan-ffhq-1024, vgg16)."),
 ) -> None:
-    """Download published weights once into the cache ($SEFA_EDIT_CACHE or ~/.cache/sefa-edit), verified by checksum;
-    a generator published with its encoder brings the encoder too."""
+    """Download published weights once into the cache ($SEFA_EDIT_CACHE or ~/.cache/sefa-edit); a generator published
+    with its encoder brings the encoder too.
+
+    Files with a published checksum (the VGG16 weights) are checked against it. For the others no checksum is
+    published: the first download's sha256 is recorded beside the file, and every later use is checked against
+    that record (trust on first use)."""
     from common.downloads import PUBLISHED, fetch
 
     path = fetch(name)
@@ -160,11 +167,13 @@ def models_fetch(
 
 @models_app.command("list")
 def models_list(
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per model instead of a table."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="One JSON object per model instead of a table."),
 ) -> None:
     """The published models -g/-e accept by name: architecture, resolution, source, and whether it is cached."""
     from common.downloads import PUBLISHED, cache_dir
 
+    if not as_json:
+        typer.echo(_model_row("NAME", "KIND", "ARCHITECTURE", "SIZE", "CACHED", "SOURCE"))
     for item in PUBLISHED.values():
         cached = any((cache_dir() / location.filename).is_file() for location in item.locations)
         row = {"name": item.name, "kind": item.kind, "architecture": item.architecture, "resolution": item.resolution,
@@ -173,23 +182,28 @@ def models_list(
             _emit(row)
             continue
         extra = f"  (+ encoder {item.encoder})" if item.encoder else ""
-        typer.echo(f"{item.name:<34} {item.kind:<9} {item.architecture:<16} {str(item.resolution or ''):>5}  "
-                   f"{'cached' if cached else '      '}  {item.source}{extra}")
+        typer.echo(_model_row(item.name, item.kind, item.architecture, str(item.resolution or ""), "yes" if cached else "",
+                              item.source + extra))
+
+
+def _model_row(name: str, kind: str, architecture: str, size: str, cached: str, source: str) -> str:
+    """One row of `models list`'s table (its header row too)."""
+    return f"{name:<34} {kind:<9} {architecture:<16} {size:>5}  {cached:<6}  {source}"
 
 
 @app.command()
 def factorize(
-    checkpoint: Path = typer.Argument(..., help="Generator checkpoint."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder for directions.npz, spectrum.png, index.html."),
-    layers: str = typer.Option("all", "--layers", "-l", help="Layers whose latent weights are factorised: all, 0-1, 2-5, 6-, 0,3,5."),
-    num_directions: int = typer.Option(5, "-K", "--num-directions", help="How many top directions to keep."),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="JSON naming directions: {\"age\": {\"index\": 3, \"sign\": -1}}."),
-    preview: bool = typer.Option(False, "--preview", help="Render a grid per direction and an HTML page (StyleGAN2)."),
-    num_samples: int = typer.Option(5, "-N", "--num-samples", help="Preview rows: random samples."),
-    distance: float = typer.Option(3.0, "--distance", help="Preview strengths run from -distance to +distance."),
-    steps: int = typer.Option(7, "--steps", help="Preview columns: strengths."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the preview samples."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (previews only)."),
+    checkpoint: Path = typer.Argument(..., metavar="NAME|FILE", help=GENERATOR_HELP),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Output folder for directions.npz, spectrum.png, index.html."),
+    layers: str = typer.Option("all", "--layers", "-l", metavar="LAYERS", help="Layers whose latent weights are factorised: all, 0-1, 2-5, 6-, 0,3,5."),
+    num_directions: int = typer.Option(5, "-K", "--num-directions", metavar="K", help="How many top directions to keep."),
+    labels: Optional[Path] = typer.Option(None, "--labels", metavar="FILE", help="JSON naming directions: {\"age\": {\"index\": 3, \"sign\": -1}}."),
+    preview: bool = typer.Option(False, "--preview", metavar="", help="Render a grid of samples x strengths per direction into the HTML page (cached)."),
+    num_samples: int = typer.Option(5, "-N", "--num-samples", metavar="N", help="Preview rows: random samples."),
+    distance: float = typer.Option(3.0, "--distance", metavar="D", help="Preview strengths run from -distance to +distance."),
+    steps: int = typer.Option(7, "--steps", metavar="N", help="Preview columns: strengths."),
+    seed: int = typer.Option(0, "--seed", metavar="N", help="Seed of the preview samples."),
+    device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help="auto, cpu or cuda (previews only)."),
 ) -> None:
     """SeFa: closed-form semantic directions from the generator's weights (no data, no training)."""
     from factorization.preview import PreviewSettings
@@ -214,16 +228,16 @@ def factorize(
 
 @app.command()
 def align(
-    input: str = typer.Argument(..., help="A photo, a folder of photos (recursive), or - for paths / JSON lines on stdin."),
-    out: Path = typer.Argument(..., help="Output folder for aligned crops and their sidecar JSON."),
-    size: int = typer.Option(256, "--size", help="Crop size: 256, 512 or 1024."),
-    detector: str = typer.Option("hog", "--detector", help="hog (fast) or cnn (dlib's mmod detector: slower, finds more)."),
-    landmarks: str = typer.Option("68", "--landmarks", help="68 (exact FFHQ definition) or 5 (faster; mouth estimated)."),
-    largest: bool = typer.Option(False, "--largest", help="Keep only the largest face of each photo."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Redo photos that an earlier run finished."),
-    upsample: int = typer.Option(1, "--upsample", help="Detector upsampling: 1 finds faces down to ~40 px, 0 is faster."),
-    min_score: float = typer.Option(0.2, "--min-score", help="Detector score below which a hit is not taken for a face."),
-    max_pixels: int = typer.Option(100_000_000, "--max-pixels", help=MAX_PIXELS_HELP),
+    input: str = typer.Argument(..., metavar="PHOTOS", help="A photo, a folder of photos (recursive), or - for paths / JSON lines on stdin."),
+    out: Path = typer.Argument(..., metavar="OUT", help="Output folder for aligned crops and their sidecar JSON."),
+    size: int = typer.Option(256, "--size", metavar="PX", help="Crop size: 256, 512 or 1024."),
+    detector: str = typer.Option("hog", "--detector", metavar="hog|cnn", help="hog (fast) or cnn (dlib's mmod detector: slower, finds more)."),
+    landmarks: str = typer.Option("68", "--landmarks", metavar="68|5", help="68 (exact FFHQ definition) or 5 (faster; mouth estimated)."),
+    largest: bool = typer.Option(False, "--largest", metavar="", help="Keep only the largest face of each photo."),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Redo photos that an earlier run finished."),
+    upsample: int = typer.Option(1, "--upsample", metavar="N", help="Detector upsampling: 1 finds faces down to ~40 px, 0 is faster."),
+    min_score: float = typer.Option(0.2, "--min-score", metavar="SCORE", help="Detector score below which a hit is not taken for a face."),
+    max_pixels: int = typer.Option(100_000_000, "--max-pixels", metavar="N", help=MAX_PIXELS_HELP),
 ) -> None:
     """Detect faces, fit landmarks and cut FFHQ-aligned crops (with the transform kept for paste-back)."""
     from alignment.stage import AlignOptions, run_align, summary_line
@@ -254,24 +268,24 @@ def _ray_settings(address: str | None, workers: int | None, gpus_per_worker: flo
 
 @app.command()
 def invert(
-    aligned: str = typer.Argument(..., help="Folder of aligned crops (from `align`), one crop, or - for align's JSON lines."),
-    out: Path = typer.Argument(..., help="Output folder for codes (.npy), reconstructions and metrics."),
-    generator: Path = typer.Option(..., "--generator", "-g", help="Generator checkpoint (StyleGAN2)."),
-    encoder: Optional[Path] = typer.Option(None, "--encoder", "-e", help="Domain-guided encoder: from train-encoder, IDInvert's styleganinv_*_encoder.pth, or a name (default: the one published with -g; without any, start from mean W)."),
-    steps: int = typer.Option(100, "--steps", help="Optimisation steps per image (0: encoder output only)."),
-    lr: float = typer.Option(0.01, "--lr", help="Adam learning rate on the W+ code."),
-    lambda_perceptual: float = typer.Option(1.0, "--lambda-perceptual", help="Weight of the LPIPS term."),
-    lambda_encoder: float = typer.Option(2.0, "--lambda-encoder", help="Weight of the domain regulariser ||w - E(G(w))||^2."),
-    perceptual: str = typer.Option("auto", "--perceptual", help="auto (LPIPS when VGG16 weights are found, else pixel loss, with a warning), lpips or none."),
-    vgg: Optional[Path] = typer.Option(None, "--vgg", help="torchvision VGG16 state dict for LPIPS."),
-    batch_size: str = typer.Option("auto", "--batch-size", help="Crops optimised together: auto (1 on CPU, 4 on GPU) or a number."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    seed: int = typer.Option(0, "--seed"),
-    space: str = typer.Option("w+", "--space", help="w+ (a code per layer, editable in depth) or w (one shared code)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Redo crops that an earlier run finished."),
-    ray: Optional[str] = typer.Option(None, "--ray", help=RAY_HELP),
-    workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
-    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs reserved per Ray worker (e.g. 1)."),
+    aligned: str = typer.Argument(..., metavar="ALIGNED", help="Folder of aligned crops (from `align`), one crop, or - for align's JSON lines."),
+    out: Path = typer.Argument(..., metavar="OUT", help="Output folder for codes (.npy), reconstructions and metrics."),
+    generator: Path = typer.Option(..., "--generator", "-g", metavar="NAME|FILE", help=GENERATOR_HELP),
+    encoder: Optional[Path] = typer.Option(None, "--encoder", "-e", metavar="NAME|FILE", help="Domain-guided encoder: from train-encoder, IDInvert's styleganinv_*_encoder.pth, or a name (default: the one published with -g; without any, start from mean W)."),
+    steps: int = typer.Option(100, "--steps", metavar="N", help="Optimisation steps per image (0: encoder output only)."),
+    lr: float = typer.Option(0.01, "--lr", metavar="RATE", help="Adam learning rate on the W+ code."),
+    lambda_perceptual: float = typer.Option(1.0, "--lambda-perceptual", metavar="WEIGHT", help="Weight of the LPIPS term."),
+    lambda_encoder: float = typer.Option(2.0, "--lambda-encoder", metavar="WEIGHT", help="Weight of the domain regulariser ||w - E(G(w))||^2."),
+    perceptual: str = typer.Option("auto", "--perceptual", metavar="auto|lpips|none", help="auto (LPIPS when VGG16 weights are found, else pixel loss, with a warning), lpips or none."),
+    vgg: Optional[Path] = typer.Option(None, "--vgg", metavar="FILE", help=VGG_HELP),
+    batch_size: str = typer.Option("auto", "--batch-size", metavar="N|auto", help="Crops optimised together: auto (1 on CPU, 4 on GPU) or a number."),
+    device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=DEVICE_HELP),
+    seed: int = typer.Option(0, "--seed", metavar="N", help="Random seed of the optimisation (the same seed and inputs give the same codes)."),
+    space: str = typer.Option("w+", "--space", metavar="w+|w", help="w+ (a code per layer, editable in depth) or w (one shared code)."),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Redo crops that an earlier run finished."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="auto|ADDRESS", help=RAY_HELP),
+    workers: Optional[int] = typer.Option(None, "--workers", metavar="N", help=WORKERS_HELP),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", metavar="N", help="GPUs reserved per Ray worker (e.g. 1)."),
 ) -> None:
     """In-domain GAN inversion: encoder start + regularised optimisation of each crop's W+ code."""
     from inversion.optimize import InversionSettings
@@ -296,23 +310,23 @@ QUALITY_HELP = "JPEG quality of pasted-back photos from JPEG sources (PNG and ot
 
 @app.command()
 def edit(
-    codes: str = typer.Argument(..., help="Folder of codes from `invert`, one .npy, or - for invert's JSON lines."),
-    out: Path = typer.Argument(..., help="Output folder: one sub-folder of edits per input."),
-    generator: Path = typer.Option(..., "--generator", "-g", help="The generator the codes were inverted with."),
-    directions: Optional[Path] = typer.Option(None, "--directions", "-d", help="directions.npz from `factorize` (labels.json beside it); needed by --edit."),
-    edits: Optional[List[str]] = typer.Option(None, "--edit", help="DIRECTION=STRENGTHS: 0=-3:3:7, age=+2, 1=-2,0,2 (repeatable)."),
-    recipe: Optional[Path] = typer.Option(None, "--recipe", help="A recipe from `sefa-edit ui` (several moves at once), applied to every code."),
-    layers: Optional[str] = typer.Option(None, "--layers", "-l", help="Layers to move (default: the directions' own)."),
-    paste_back: bool = typer.Option(False, "--paste-back", help="Also write each original photo with its faces edited (OUT/photos)."),
-    mask: str = typer.Option("face", "--mask", help="Paste-back region: face (landmark hull) or crop (the whole aligned square)."),
-    per_face: bool = typer.Option(False, "--per-face", help=PER_FACE_HELP),
-    min_face_size: int = typer.Option(64, "--min-face-size", help=MIN_FACE_HELP),
-    quality: int = typer.Option(95, "--quality", help=QUALITY_HELP),
-    animate: Optional[str] = typer.Option(None, "--animate", help="Also write a sweep per edit (of the crop, and of the photo with --paste-back): gif or mp4 (H.264)."),
-    force: bool = typer.Option(False, "--force", help="Use directions computed for another checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Redo inputs that an earlier run finished."),
-    max_pixels: int = typer.Option(100_000_000, "--max-pixels", help=MAX_PIXELS_HELP + " Applies to paste-back."),
-    device: str = typer.Option("auto", "--device"),
+    codes: str = typer.Argument(..., metavar="CODES", help="Folder of codes from `invert`, one .npy, or - for invert's JSON lines."),
+    out: Path = typer.Argument(..., metavar="OUT", help="Output folder: one sub-folder of edits per input."),
+    generator: Path = typer.Option(..., "--generator", "-g", metavar="NAME|FILE", help="The generator the codes were inverted with (name or file)."),
+    directions: Optional[Path] = typer.Option(None, "--directions", "-d", metavar="FILE", help="directions.npz from `factorize` (labels.json beside it); needed by --edit."),
+    edits: Optional[List[str]] = typer.Option(None, "--edit", metavar="SPEC", help="DIRECTION=STRENGTHS: 0=-3:3:7, age=+2, 1=-2,0,2 (repeatable)."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", metavar="FILE", help="A recipe from `sefa-edit ui` (several moves at once), applied to every code."),
+    layers: Optional[str] = typer.Option(None, "--layers", "-l", metavar="LAYERS", help="Layers to move (default: the directions' own)."),
+    paste_back: bool = typer.Option(False, "--paste-back", metavar="", help="Also write each original photo with its faces edited (OUT/photos)."),
+    mask: str = typer.Option("face", "--mask", metavar="face|crop", help="Paste-back region: face (landmark hull) or crop (the whole aligned square)."),
+    per_face: bool = typer.Option(False, "--per-face", metavar="", help=PER_FACE_HELP),
+    min_face_size: int = typer.Option(64, "--min-face-size", metavar="PX", help=MIN_FACE_HELP),
+    quality: int = typer.Option(95, "--quality", metavar="1-100", help=QUALITY_HELP),
+    animate: Optional[str] = typer.Option(None, "--animate", metavar="gif|mp4", help="Also write a sweep per edit (of the crop, and of the photo with --paste-back): gif or mp4 (H.264)."),
+    force: bool = typer.Option(False, "--force", metavar="", help="Use directions computed for another checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Redo inputs that an earlier run finished."),
+    max_pixels: int = typer.Option(100_000_000, "--max-pixels", metavar="N", help=MAX_PIXELS_HELP + " Applies to paste-back."),
+    device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=DEVICE_HELP),
 ) -> None:
     """Move codes along SeFa directions on chosen layers and resynthesise; grids, sweeps, pasted-back photos."""
     from editing.stage import EditOptions, run_edit
@@ -328,32 +342,32 @@ def edit(
 
 @app.command()
 def run(
-    photos: str = typer.Argument(..., help="A photo, a folder of photos, or - for a list on stdin."),
-    out: Path = typer.Argument(..., help="Output folder (aligned/, codes/, directions/, edits/, photos/, index.html)."),
-    generator: Optional[str] = typer.Option(None, "--generator", "-g", help="Checkpoint file or model name (default: the bundled example)."),
-    encoder: Optional[Path] = typer.Option(None, "--encoder", "-e", help="Encoder for this generator (default: the one published with -g, or the bundled one for the example)."),
-    edits: Optional[List[str]] = typer.Option(None, "--edit", help="DIRECTION=STRENGTHS, repeatable (default: directions 0-2 at -3..3)."),
-    layers: str = typer.Option("all", "--layers", "-l", help="Layers to factorise (and to move)."),
-    num_directions: int = typer.Option(5, "-K", "--num-directions"),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="Labels file naming directions (for --edit age=+2)."),
-    size: int = typer.Option(256, "--size", help="Aligned crop size."),
-    steps: int = typer.Option(100, "--steps", help="Inversion optimisation steps."),
-    batch_size: str = typer.Option("auto", "--batch-size", help="Crops inverted together: auto (1 on CPU, 4 on GPU) or a number."),
-    perceptual: str = typer.Option("auto", "--perceptual", help="auto (LPIPS when VGG16 weights are found, else pixel loss, with a warning), lpips or none."),
-    vgg: Optional[Path] = typer.Option(None, "--vgg"),
-    largest: bool = typer.Option(False, "--largest", help="Only the largest face of each photo."),
-    mask: str = typer.Option("face", "--mask", help="Paste-back region: face or crop."),
-    per_face: bool = typer.Option(False, "--per-face", help=PER_FACE_HELP),
-    min_face_size: int = typer.Option(64, "--min-face-size", help=MIN_FACE_HELP),
-    quality: int = typer.Option(95, "--quality", help=QUALITY_HELP),
-    animate: Optional[str] = typer.Option(None, "--animate", help="Also write sweeps of the crops and the photos: gif or mp4 (H.264)."),
-    preview: bool = typer.Option(False, "--preview", help="Render the directions page: samples x strengths per direction, to pick and label directions."),
-    recipe: Optional[Path] = typer.Option(None, "--recipe", help="A recipe from `sefa-edit ui`: its moves together on every face (instead of the default edits)."),
-    max_pixels: int = typer.Option(100_000_000, "--max-pixels", help=MAX_PIXELS_HELP),
-    device: str = typer.Option("auto", "--device"),
-    ray: Optional[str] = typer.Option(None, "--ray", help=RAY_HELP),
-    workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
-    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs reserved per Ray worker (e.g. 1)."),
+    photos: str = typer.Argument(..., metavar="PHOTOS", help="A photo, a folder of photos, or - for a list on stdin."),
+    out: Path = typer.Argument(..., metavar="OUT", help="Output folder (aligned/, codes/, directions/, edits/, photos/, index.html)."),
+    generator: Optional[str] = typer.Option(None, "--generator", "-g", metavar="NAME|FILE", help="Checkpoint file or model name (default: the bundled example)."),
+    encoder: Optional[Path] = typer.Option(None, "--encoder", "-e", metavar="NAME|FILE", help="Encoder for this generator (default: the one published with -g, or the bundled one for the example)."),
+    edits: Optional[List[str]] = typer.Option(None, "--edit", metavar="SPEC", help="DIRECTION=STRENGTHS, repeatable (default: directions 0-2 at -3..3)."),
+    layers: str = typer.Option("all", "--layers", "-l", metavar="LAYERS", help="Layers to factorise (and to move)."),
+    num_directions: int = typer.Option(5, "-K", "--num-directions", metavar="K", help="How many top SeFa directions to compute (--edit picks among them)."),
+    labels: Optional[Path] = typer.Option(None, "--labels", metavar="FILE", help="Labels file naming directions (for --edit age=+2)."),
+    size: int = typer.Option(256, "--size", metavar="PX", help="Aligned crop size."),
+    steps: int = typer.Option(100, "--steps", metavar="N", help="Inversion optimisation steps."),
+    batch_size: str = typer.Option("auto", "--batch-size", metavar="N|auto", help="Crops inverted together: auto (1 on CPU, 4 on GPU) or a number."),
+    perceptual: str = typer.Option("auto", "--perceptual", metavar="auto|lpips|none", help="auto (LPIPS when VGG16 weights are found, else pixel loss, with a warning), lpips or none."),
+    vgg: Optional[Path] = typer.Option(None, "--vgg", metavar="FILE", help=VGG_HELP),
+    largest: bool = typer.Option(False, "--largest", metavar="", help="Only the largest face of each photo."),
+    mask: str = typer.Option("face", "--mask", metavar="face|crop", help="Paste-back region: face or crop."),
+    per_face: bool = typer.Option(False, "--per-face", metavar="", help=PER_FACE_HELP),
+    min_face_size: int = typer.Option(64, "--min-face-size", metavar="PX", help=MIN_FACE_HELP),
+    quality: int = typer.Option(95, "--quality", metavar="1-100", help=QUALITY_HELP),
+    animate: Optional[str] = typer.Option(None, "--animate", metavar="gif|mp4", help="Also write sweeps of the crops and the photos: gif or mp4 (H.264)."),
+    preview: bool = typer.Option(False, "--preview", metavar="", help="Render the directions page's full grids: samples x strengths per direction, to pick and label directions."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", metavar="FILE", help="A recipe from `sefa-edit ui`: its moves together on every face (instead of the default edits)."),
+    max_pixels: int = typer.Option(100_000_000, "--max-pixels", metavar="N", help=MAX_PIXELS_HELP),
+    device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=DEVICE_HELP),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="auto|ADDRESS", help=RAY_HELP),
+    workers: Optional[int] = typer.Option(None, "--workers", metavar="N", help=WORKERS_HELP),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", metavar="N", help="GPUs reserved per Ray worker (e.g. 1)."),
 ) -> None:
     """The whole job: align -> invert -> factorize (cached) -> edit, with paste-back and an HTML report."""
     from pipeline.run import RunOptions, run_pipeline
@@ -374,15 +388,15 @@ def run(
 
 @app.command()
 def sample(
-    generator: Path = typer.Argument(..., help="Generator checkpoint or model name (StyleGAN2, StyleGAN, PGGAN)."),
-    out: Path = typer.Argument(..., help="Output folder: seed<N>.npy codes, seed<N>.png images, records for `edit`."),
-    count: int = typer.Option(8, "-n", "--count", help="How many samples."),
-    seed: int = typer.Option(0, "--seed", help="First seed; sample k uses seed + k."),
-    truncation: Optional[float] = typer.Option(None, "--truncation", help="Truncation psi (e.g. 0.7); default none."),
-    truncation_cutoff: Optional[int] = typer.Option(None, "--truncation-cutoff", help="Code entries truncated (default: 8 for StyleGAN, all for StyleGAN2)."),
-    batch_size: int = typer.Option(8, "--batch-size"),
-    class_index: Optional[int] = typer.Option(None, "--class", help="Class label K of a conditional generator (NVIDIA c_dim > 0)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    generator: Path = typer.Argument(..., metavar="NAME|FILE", help="Generator that renders (StyleGAN2, StyleGAN, PGGAN, IDInvert's): a name or a file."),
+    out: Path = typer.Argument(..., metavar="OUT", help="Output folder: seed<N>.npy codes, seed<N>.png images, records for `edit`."),
+    count: int = typer.Option(8, "-n", "--count", metavar="N", help="How many samples."),
+    seed: int = typer.Option(0, "--seed", metavar="N", help="First seed; sample k uses seed + k."),
+    truncation: Optional[float] = typer.Option(None, "--truncation", metavar="PSI", help="Truncation psi (e.g. 0.7); default none."),
+    truncation_cutoff: Optional[int] = typer.Option(None, "--truncation-cutoff", metavar="N", help="Code entries truncated (default: 8 for StyleGAN, all for StyleGAN2)."),
+    batch_size: int = typer.Option(8, "--batch-size", metavar="N", help="Images rendered together."),
+    class_index: Optional[int] = typer.Option(None, "--class", metavar="K", help="Class label K of a conditional generator (NVIDIA c_dim > 0)."),
+    device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=DEVICE_HELP),
 ) -> None:
     """Random codes and their images, which `edit` accepts: how SeFa edits samples, and the way to edit with PGGAN."""
     from editing.sample import SampleSettings, run_sample
@@ -397,17 +411,17 @@ def sample(
 
 @app.command()
 def ui(
-    out: Path = typer.Argument(Path("sefa-edit-ui"), help="Working folder: aligned crops, codes, directions, uploads, saved photos and recipes (an existing `run` OUT works)."),
-    generator: Optional[str] = typer.Option(None, "--generator", "-g", help="Checkpoint file or model name (default: the bundled demo)."),
-    encoder: Optional[Path] = typer.Option(None, "--encoder", "-e", help="Encoder (default: the one published with -g, or the bundled one)."),
-    directions: Optional[Path] = typer.Option(None, "--directions", "-d", help="directions.npz (default: computed into OUT, as `run` does)."),
-    num_directions: int = typer.Option(10, "-K", "--num-directions", help="Sliders (directions computed when -d is not given)."),
-    layers: str = typer.Option("all", "--layers", "-l", help="Layers to factorise when -d is not given."),
-    steps: int = typer.Option(100, "--steps", help="Default inversion steps (settable in the page)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to serve on (127.0.0.1: this machine only)."),
-    port: Optional[int] = typer.Option(None, "--port", help="Port (default: a free one, printed)."),
-    share: bool = typer.Option(False, "--share", help="Also publish through a public gradio.live link (off unless asked)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    out: Path = typer.Argument(Path("sefa-edit-ui"), metavar="OUT", help="Working folder: aligned crops, codes, directions, uploads, saved photos and recipes (an existing `run` OUT works)."),
+    generator: Optional[str] = typer.Option(None, "--generator", "-g", metavar="NAME|FILE", help="Checkpoint file or model name (default: the bundled demo)."),
+    encoder: Optional[Path] = typer.Option(None, "--encoder", "-e", metavar="NAME|FILE", help="Encoder (default: the one published with -g, or the bundled one)."),
+    directions: Optional[Path] = typer.Option(None, "--directions", "-d", metavar="FILE", help="directions.npz (default: computed into OUT, as `run` does)."),
+    num_directions: int = typer.Option(10, "-K", "--num-directions", metavar="K", help="Sliders (directions computed when -d is not given)."),
+    layers: str = typer.Option("all", "--layers", "-l", metavar="LAYERS", help="Layers to factorise when -d is not given."),
+    steps: int = typer.Option(100, "--steps", metavar="N", help="Default inversion steps (settable in the page)."),
+    host: str = typer.Option("127.0.0.1", "--host", metavar="ADDRESS", help="Address to serve on (127.0.0.1: this machine only)."),
+    port: Optional[int] = typer.Option(None, "--port", metavar="PORT", help="Port (default: a free one, printed)."),
+    share: bool = typer.Option(False, "--share", metavar="", help="Also publish through a public gradio.live link (off unless asked)."),
+    device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=DEVICE_HELP),
 ) -> None:
     """The interactive editor: sliders over your own photo, in a local web page (Gradio)."""
     from pipeline.editor_session import EditorSession
@@ -425,19 +439,19 @@ def ui(
 
 @app.command("train-encoder")
 def train_encoder_command(
-    generator: Path = typer.Argument(..., help="Generator checkpoint (StyleGAN2) the encoder inverts."),
-    out: Path = typer.Option(..., "--out", "-o", help="Encoder checkpoint to write (resumed if it exists)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Folder of aligned real photos for the real-image terms."),
-    steps: int = typer.Option(1000, "--steps", help="Total training steps."),
-    batch_size: int = typer.Option(8, "--batch-size"),
-    lr: float = typer.Option(1e-4, "--lr"),
-    lambda_perceptual: float = typer.Option(0.8, "--lambda-perceptual"),
-    perceptual: str = typer.Option("auto", "--perceptual", help="auto (LPIPS when VGG16 weights are found, else pixel loss, with a warning), lpips or none."),
-    vgg: Optional[Path] = typer.Option(None, "--vgg", help="torchvision VGG16 state dict for LPIPS."),
-    checkpoint_every: int = typer.Option(100, "--checkpoint-every", help="Steps between checkpoints."),
-    restart: bool = typer.Option(False, "--restart", help="Start from scratch even if --out exists."),
-    device: str = typer.Option("auto", "--device"),
-    seed: int = typer.Option(0, "--seed"),
+    generator: Path = typer.Argument(..., metavar="NAME|FILE", help="The generator whose W+ codes the encoder learns to predict (name or file)."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="FILE", help="Encoder checkpoint to write (resumed if it exists)."),
+    data: Optional[Path] = typer.Option(None, "--data", metavar="DIR", help="Folder of aligned real photos for the real-image terms."),
+    steps: int = typer.Option(1000, "--steps", metavar="N", help="Total training steps."),
+    batch_size: int = typer.Option(8, "--batch-size", metavar="N", help="Generator samples (and real photos) per training step."),
+    lr: float = typer.Option(1e-4, "--lr", metavar="RATE", help="Adam learning rate of the encoder."),
+    lambda_perceptual: float = typer.Option(0.8, "--lambda-perceptual", metavar="WEIGHT", help="Weight of the LPIPS term (0: pixel and code losses only)."),
+    perceptual: str = typer.Option("auto", "--perceptual", metavar="auto|lpips|none", help="auto (LPIPS when VGG16 weights are found, else pixel loss, with a warning), lpips or none."),
+    vgg: Optional[Path] = typer.Option(None, "--vgg", metavar="FILE", help=VGG_HELP),
+    checkpoint_every: int = typer.Option(100, "--checkpoint-every", metavar="N", help="Steps between checkpoints."),
+    restart: bool = typer.Option(False, "--restart", metavar="", help="Start from scratch even if --out exists."),
+    device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=DEVICE_HELP),
+    seed: int = typer.Option(0, "--seed", metavar="N", help="Seed of the generator samples and of the initial weights."),
 ) -> None:
     """Train the domain-guided encoder (image -> W+) on generator samples and, with --data, real photos."""
     from inversion.train import TrainSettings, train_encoder
@@ -455,11 +469,27 @@ def _shared_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "shared"
 
 
+def build_command():
+    """The click command tree of `app`, with `--help` shown as the flag it is: typer names every option's
+    value type (`<bool>` for flags) unless given a metavar, and the help option it adds has none."""
+    root = typer.main.get_command(app)
+
+    def quiet_help(command) -> None:
+        help_option = command.get_help_option(command.context_class(command))
+        if help_option is not None:
+            help_option.metavar = ""
+        for child in getattr(command, "commands", {}).values():
+            quiet_help(child)
+
+    quiet_help(root)
+    return root
+
+
 def main() -> None:
     """Console entry point: the exit-status rule of the module docstring, and never a traceback for a
     mistake the user can fix."""
     try:
-        code = app(standalone_mode=False)
+        code = build_command()(standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C into Exit(130), returned in this mode
             typer.echo(INTERRUPTED, err=True)
         if isinstance(code, int) and code != 0:  # typer.Exit(n) is returned, not raised, in this mode
