@@ -131,7 +131,7 @@ def invert(
             current = codes()
             finite = torch.isfinite(current).flatten(1).all(dim=1) & ~frozen
             last_good[finite] = current[finite]
-        report_progress("optimising", step + 1, settings.steps)
+        report_progress("optimising", step + 1, settings.steps, units=batch)
 
     with torch.no_grad():
         final = last_good

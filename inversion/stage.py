@@ -35,6 +35,10 @@ from inversion.perceptual import choose_perceptual, find_vgg_weights
 
 INFO_VERSION = 3  # 3: the encoder-only reconstruction is kept beside the optimised one
 
+# Told, before the first batch: how many crops will be inverted, of how many, and a warm-up measurement of
+# seconds per crop (None on Ray workers, where the driver cannot time the workers' devices).
+Plan = Callable[[int, int, "Callable[[], float] | None"], None]
+
 
 @dataclass(frozen=True)
 class CropItem:
@@ -92,9 +96,11 @@ def run_invert(
     stdin: Iterator[str] | None = None,
     shared_dir: Path | None = None,
     ray: RaySettings | None = None,
+    plan: "Plan | None" = None,
 ) -> dict:
     """Invert every crop; `batch_size` None picks one for the device (see `auto_batch_size`);
-    `ray` runs the batches on Ray workers (`inversion.ray_pool`)."""
+    `ray` runs the batches on Ray workers (`inversion.ray_pool`); `plan` is told what is about to be
+    done before the first batch (see `Plan`)."""
     perceptual, notice = choose_perceptual(perceptual, vgg_path, shared_dir)
     settings.validate()
     if batch_size is not None and batch_size < 1:
@@ -104,7 +110,7 @@ def run_invert(
     items = list_crops(input_spec, stdin, exclude=out_dir)
     with claimed_output_folder(out_dir):
         return _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptual, vgg_path,
-                           batch_size or auto_batch_size(device), device, overwrite, emit, say, shared_dir, ray, notice)
+                           batch_size or auto_batch_size(device), device, overwrite, emit, say, shared_dir, ray, notice, plan)
 
 
 def require_invertible(checkpoint, generator_path: Path, space: str = "w+") -> None:
@@ -120,7 +126,8 @@ def require_invertible(checkpoint, generator_path: Path, space: str = "w+") -> N
 
 
 def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptual, vgg_path, batch_size, device,
-                overwrite, emit, say, shared_dir, ray: RaySettings | None = None, notice: str | None = None) -> dict:
+                overwrite, emit, say, shared_dir, ray: RaySettings | None = None, notice: str | None = None,
+                plan: "Plan | None" = None) -> dict:
     """Plan (fingerprints: which crops need work), run the batches (here, or on Ray workers), record
     (failures, metrics, JSON lines, counts) as the outcomes come back."""
     checkpoint = load_checkpoint(generator_path)
@@ -167,10 +174,14 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
     if ray is not None:
         from inversion.ray_pool import run_on_ray
 
+        if plan is not None:
+            plan(len(pending), len(items), None)
         results = run_on_ray(batches, out_dir, generator_path, encoder_path, settings, vgg_file, ray, say)
     else:
         worker = InversionWorker(out_dir, generator_path, encoder_path, settings, vgg_file, str(device), checkpoint=checkpoint)
         worker.say = say
+        if plan is not None:
+            plan(len(pending), len(items), lambda: worker.seconds_per_crop(min(batch_size, len(pending))))
         results = (worker.invert_jobs(batch) for batch in batches)
     for outcomes in track(results, "inverting", total=len(pending), weight=len, unit="crops"):
         for outcome in outcomes:

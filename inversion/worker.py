@@ -11,7 +11,7 @@ write byte-identical files for the same crops.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -95,6 +95,26 @@ class InversionWorker:
         self.lpips = LPIPS(vgg_file).to(self.device) if vgg_file is not None else None
         self.say: Callable[[str], None] = lambda message: None
         self.run_batch = HalvingRunner(self._invert_targets, lambda message: self.say(message))
+
+    def seconds_per_crop(self, batch: int = 1) -> float:
+        """A short measured warm-up: how long one crop will take with these settings on this device, from
+        the fixed cost (encoder, first and last render) and two optimisation steps on stand-in targets (renders
+        of the mean code), after one step that warms the device up. What `run`'s plan shows before a long job."""
+        with torch.no_grad():
+            target = self.generator.render(self.generator.mean_code().to(self.device).unsqueeze(0)).clamp(-1, 1)
+        targets = target.repeat(batch, 1, 1, 1)
+
+        def timed(steps: int) -> float:
+            start = time.perf_counter()
+            invert(self.generator, targets, self.encoder, self.lpips, replace(self.settings, steps=steps))
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            return time.perf_counter() - start
+
+        timed(1)
+        fixed = timed(0)
+        per_step = max(0.0, timed(2) - fixed) / 2
+        return (fixed + per_step * self.settings.steps) / batch
 
     def _invert_targets(self, targets) -> list[InversionResult]:
         return [invert(self.generator, torch.stack(list(targets)).to(self.device), self.encoder, self.lpips, self.settings)]

@@ -37,6 +37,7 @@ from inversion.stage import require_invertible, run_invert
 from common.fingerprint import content_sha256
 from factorization.preview import PreviewSettings
 from common.demo_models import DEMO_ENCODER, DEMO_GENERATOR, DEMO_WARNING, is_demo_generator
+from pipeline.plan import say_plan
 from pipeline.report import ReportHeader, write_index
 
 DEFAULT_GENERATOR = DEMO_GENERATOR
@@ -170,7 +171,8 @@ def _run_stages(photos, out, generator, generator_sha256, encoder, options, fact
     else:
         start = time.perf_counter()
         invert_summary = run_invert(str(out / "aligned"), out / "codes", generator, encoder, options.inversion_settings(), options.perceptual,
-                                    options.vgg, options.batch_size, device, say=say, shared_dir=shared_dir, ray=options.ray)
+                                    options.vgg, options.batch_size, device, say=say, shared_dir=shared_dir, ray=options.ray,
+                                    plan=say_plan(say, align_summary.photos, options.steps, str(resolve_device(device))))
         times["invert"] = time.perf_counter() - start
 
         start = time.perf_counter()

@@ -1,0 +1,50 @@
+"""What `run` is about to do, said before the long part: photos, faces, steps, device, and the time
+the inversion will take, measured by a short warm-up on this device with these models.
+
+On CPU a 1024 px generator takes minutes per face; a user should learn that, and what makes it
+faster, before waiting for it rather than from a silent log.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from common.progress import format_duration
+
+LONG_SECONDS = 300.0  # past this estimate, the plan says how to make the job faster
+
+
+def plan_lines(photos: int, faces: int, to_invert: int, steps: int, device: str,
+               seconds_per_face: float | None) -> list[str]:
+    """The plan, in lines for stderr: what will be done, and (when measured) how long it should take."""
+    done_before = faces - to_invert
+    lines = [f"plan: {photos} photo(s), {faces} face(s); {to_invert} to invert"
+             + (f" ({done_before} done before)" if done_before else "")
+             + (f" with {steps} optimisation step(s) each" if steps else " with the encoder only (--steps 0)")
+             + f" on {device}"]
+    if seconds_per_face is None:
+        return lines
+    total = seconds_per_face * to_invert
+    lines.append(f"plan: warm-up measured {_seconds(seconds_per_face)} per face -> inversion about {format_duration(total)}, "
+                 f"then directions and edits")
+    if total > LONG_SECONDS and steps:
+        faster = [f"--steps {max(1, steps // 4)} (faster, a little less faithful)", "--steps 0 (the encoder's codes only, seconds per face)"]
+        if device == "cpu":
+            faster.append("a GPU (--device cuda)")
+        lines.append("plan: to finish sooner: " + ", ".join(faster))
+    return lines
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f} s" if value < 10 else format_duration(value)
+
+
+def say_plan(say: Callable[[str], None], photos: int, steps: int, device: str) -> Callable:
+    """The `plan` callback of `run_invert`: measures (when it can) and says the plan."""
+
+    def plan(to_invert: int, faces: int, measure: Callable[[], float] | None) -> None:
+        seconds = measure() if measure is not None and steps > 0 else None
+        for line in plan_lines(photos, faces, to_invert, steps, device, seconds):
+            say(line)
+
+    return plan
