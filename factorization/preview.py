@@ -31,6 +31,11 @@ class PreviewSettings:
     batch_size: int = 8
 
 
+# What `run` renders when --preview is not given: enough to see what each direction does (2 samples, 5
+# strengths, small cells), cheap enough to be the default; --preview renders the full grids.
+SMALL_PREVIEW = PreviewSettings(num_samples=2, steps=5, cell_size=128)
+
+
 def strengths(settings: PreviewSettings) -> np.ndarray:
     return np.linspace(-settings.distance, settings.distance, settings.steps)
 

@@ -25,8 +25,11 @@ def write_report(
     strengths: Sequence[float],
     labels: dict | None = None,
     demo: bool = False,
+    preview_hint: str | None = None,
 ) -> Path:
-    """`labels`: {name: DirectionLabel} from labels.json; each direction's heading names its labels."""
+    """`labels`: {name: DirectionLabel} from labels.json; each direction's heading names its labels.
+    `preview_hint`: the command that renders the grids, said on a page that has none (a page of
+    eigenvalues alone does not show what a direction does)."""
     total = float(np.clip(all_eigenvalues, 0, None).sum()) or 1.0
     named: dict[int, list[str]] = {}
     for name, label in (labels or {}).items():
@@ -47,6 +50,10 @@ def write_report(
     header = ""
     if preview_paths:
         header = "<p>columns: strength " + ", ".join(f"{s:+.2g}" for s in strengths) + "; rows: samples</p>"
+    elif preview_hint:
+        header = (f'<p class="hint">No sample grids were rendered, so this page cannot show what each direction does. '
+                  f'Render them (samples moved from &minus;3 to +3 along each direction) with '
+                  f'<code>{html.escape(preview_hint)}</code>, or add <code>--preview</code> to <code>sefa-edit run</code>.</p>')
     info = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in checkpoint_info.items())
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -55,6 +62,7 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 img {{ max-width: 100%; image-rendering: auto; border: 1px solid #ddd; }}
 table {{ border-collapse: collapse; font-size: 0.9em; }} th, td {{ text-align: left; padding: 2px 10px; }}
 small {{ color: #666; font-weight: normal; }}
+.hint {{ background: #eef4ff; border: 1px solid #a9c1ea; padding: 0.6em 1em; }}
 .banner {{ background: #fff3cd; border: 1px solid #e0c36a; padding: 0.6em 1em; font-weight: 600; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>

@@ -97,6 +97,13 @@ def store_labels(labels_path: Path, directions_dir: Path) -> None:
     atomic.write_bytes(directions_dir / LABELS_NAME, read_limited(labels_path, MAX_JSON_BYTES))
 
 
+def previews_made_with(out_dir: Path) -> dict | None:
+    """The preview settings of the grids in `out_dir/preview`, None when there are none: how a caller that
+    wants previews tells whether a cached factorisation already has the ones it wants."""
+    marker = atomic.read_json_object(Path(out_dir) / "preview" / PREVIEW_MARKER) or {}
+    return marker.get("settings") if isinstance(marker.get("settings"), dict) else None
+
+
 def _previews(checkpoint: LoadedCheckpoint, directions: DirectionsFile, folder: Path, settings: PreviewSettings, device) -> list[Path]:
     """The preview grids, rendered only when what makes them changed: the generator, the directions,
     their layers or the preview settings (minutes for a 1024 px generator, so a rerun reuses them)."""
@@ -114,7 +121,8 @@ def _previews(checkpoint: LoadedCheckpoint, directions: DirectionsFile, folder: 
     for old in previous.get("outputs", []) if isinstance(previous.get("outputs"), list) else []:
         if isinstance(old, str) and Path(old).name not in written:
             (folder / Path(old).name).unlink(missing_ok=True)  # a direction this run does not preview
-    atomic.write_json(marker, {"version": PREVIEW_VERSION, "fingerprint": made_by, "outputs": [path.name for path in paths]})
+    atomic.write_json(marker, {"version": PREVIEW_VERSION, "fingerprint": made_by, "settings": asdict(settings),
+                               "outputs": [path.name for path in paths]})
     return paths
 
 
@@ -141,5 +149,6 @@ def _write_outputs(checkpoint, checkpoint_path: Path, directions: DirectionsFile
         strengths=list(strengths(preview)) if preview else [],
         labels=load_labels(out_dir / LABELS_NAME, num_directions) if (out_dir / LABELS_NAME).is_file() else None,
         demo=is_demo_generator(checkpoint_path),
+        preview_hint=f"sefa-edit factorize {checkpoint_path} --out {out_dir} --preview",
     )
     return FactorizeResult(directions_path, num_directions, directions.layers, seconds, report)

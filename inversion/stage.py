@@ -169,7 +169,7 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
     batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
     if not batches:
         return summary
-    if notice:  # said by the command that inverts with it, not by a rerun that finds everything done
+    if notice and settings.steps > 0:  # said by a command that optimises with it, not by a rerun that finds everything done
         say(notice)
     if ray is not None:
         from inversion.ray_pool import run_on_ray

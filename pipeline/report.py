@@ -102,6 +102,27 @@ class _Face:
     source: Path | None
     info: dict
     size: float | None = None
+    box: tuple[float, float, float, float] | None = None  # the detected face in the photo: x0, y0, x1, y1
+    photo_size: tuple[int, int] | None = None  # width, height of the (upright) photo the box is in
+
+
+def _face_box(meta) -> tuple[tuple[float, float, float, float] | None, tuple[int, int] | None]:
+    """The face's detection box and the photo size from its alignment sidecar (the quad's bounds when
+    there is no box), or Nones when the sidecar does not say."""
+    if not isinstance(meta, dict):
+        return None, None
+    size = meta.get("source_size")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+        return None, None
+    box = meta.get("box")
+    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
+        quad = meta.get("quad")
+        try:
+            xs, ys = [float(p[0]) for p in quad], [float(p[1]) for p in quad]
+            box = [min(xs), min(ys), max(xs), max(ys)]
+        except (TypeError, ValueError, IndexError):
+            return None, None
+    return (float(box[0]), float(box[1]), float(box[2]), float(box[3])), (size[0], size[1])
 
 
 def _faces(out: Path) -> list[_Face]:
@@ -117,7 +138,8 @@ def _faces(out: Path) -> list[_Face]:
         meta = _read_json(Path(record["meta"])) if isinstance(record.get("meta"), str) else None
         source = Path(meta["source"]) if isinstance(meta, dict) and isinstance(meta.get("source"), str) else None
         name = info_path.relative_to(codes).with_suffix("").as_posix()
-        faces.append(_Face(name, source, info))
+        box, photo_size = _face_box(meta)
+        faces.append(_Face(name, source, info, box=box, photo_size=photo_size))
     return sorted(faces, key=lambda face: natural_key(face.name))
 
 
@@ -133,7 +155,7 @@ def _pasted_by_source(out: Path) -> dict[str, list[dict]]:
     return found
 
 
-def _face_block(face: _Face, out: Path, untouched: dict[str, object]) -> str:
+def _face_block(face: _Face, number: int, out: Path, untouched: dict[str, object]) -> str:
     record, metrics = face.info["record"], face.info.get("metrics", {})
     cells = [f'<figure>{_img(Path(record["aligned"]), out, "aligned crop")}<figcaption>aligned crop</figcaption></figure>']
     encoder_only = record.get("encoder_reconstruction")
@@ -149,21 +171,49 @@ def _face_block(face: _Face, out: Path, untouched: dict[str, object]) -> str:
                      f'columns = strengths (0 = reconstruction)</figcaption></figure>')
     note = (f' <small>left untouched in the photo: {untouched[face.name]} px, under the size limit</small>'
             if face.name in untouched else "")
-    return (f'<div class="face" id="face-{html.escape(face.name)}"><h4>{html.escape(face.name)}{note}</h4>'
-            f'<div class="row">{"".join(cells)}</div></div>')
+    return (f'<div class="face" id="face-{html.escape(face.name)}"><h4><span class="number">{number}</span> '
+            f'{html.escape(face.name)}{note}</h4><div class="row">{"".join(cells)}</div></div>')
 
 
-def _comparison(original_thumb: Path, pasted: Path, out: Path) -> str:
-    """Before/after: the edited photo over the original, revealed up to the slider."""
+def _face_marks(faces: list[_Face], untouched: set[str]) -> str:
+    """An SVG over the photo: a numbered box on each face, matching the numbers of the face list; faces
+    left untouched (too small) dashed. Drawn in the photo's own pixels, so it fits any thumbnail size."""
+    placed = [(number, face) for number, face in enumerate(faces, 1) if face.box is not None and face.photo_size is not None]
+    if not placed:
+        return ""
+    width, height = placed[0][1].photo_size
+    font = max(10.0, max(width, height) / 16)
+    marks = []
+    for number, face in placed:
+        x0, y0, x1, y1 = face.box
+        kind = "untouched" if face.name in untouched else "edited"
+        marks.append(f'<g class="{kind}"><title>{number}: {html.escape(face.name)} ({kind})</title>'
+                     f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}"/>'
+                     f'<text x="{x0:.1f}" y="{max(font, y0 - font * 0.25):.1f}" font-size="{font:.1f}">{number}</text></g>')
+    return (f'<svg class="marks" viewBox="0 0 {width} {height}" preserveAspectRatio="none" aria-hidden="true">'
+            + "".join(marks) + "</svg>")
+
+
+# The before/after control: the slider starts at 0, the edited photo shown whole (a group photo at 50 % would
+# show half its faces unedited); dragging it reveals the original from the left; the button flips between
+# all edited and all original.
+SHOW_ORIGINAL = ("var s=this.closest('figure').querySelector('.stack'),r=s.querySelector('input'),"
+                 "o=r.value==='0';r.value=o?100:0;s.style.setProperty('--pos',r.value+'%');"
+                 "this.textContent=o?'show edited':'show original';")
+
+
+def _comparison(original_thumb: Path, pasted: Path, out: Path, marks: str = "") -> str:
+    """Before/after: the edited photo over the original; the original revealed from the left by the slider."""
     edit, strength = _edit_and_strength(pasted)
     after = thumbnail(pasted, out)
     caption = f"{html.escape(edit)} at {strength:+g}"
-    return (f'<figure class="compare"><div class="stack" style="--pos: 50%">'
+    return (f'<figure class="compare"><div class="stack" style="--pos: 0%">'
             f'<img src="{_rel(original_thumb, out)}" alt="original" loading="lazy" decoding="async">'
-            f'<img class="after" src="{_rel(after, out)}" alt="{caption}" loading="lazy" decoding="async">'
-            f'<input type="range" min="0" max="100" value="50" aria-label="before / after" '
+            f'<img class="after" src="{_rel(after, out)}" alt="{caption}" loading="lazy" decoding="async">{marks}'
+            f'<input type="range" min="0" max="100" value="0" aria-label="original revealed from the left, in percent" '
             f'oninput="this.parentNode.style.setProperty(\'--pos\', this.value + \'%\')"></div>'
-            f'<figcaption>{caption}: left original, right edited; '
+            f'<figcaption>{caption}, faces in solid boxes edited; drag the slider to see the original on the left; '
+            f'<button type="button" class="flip" onclick="{SHOW_ORIGINAL}">show original</button> '
             f'<a href="{_rel(pasted, out)}">full size</a></figcaption></figure>')
 
 
@@ -177,12 +227,16 @@ def _photo_section(source: Path | None, faces: list[_Face], markers: list[dict],
         summary += (f"; left untouched, smaller than {limit} px: "
                     + ", ".join(f"{html.escape(str(e.get('face')))} ({e.get('size')} px)" for e in untouched))
     parts.append(f'<p class="source">{html.escape(str(source or ""))} · {summary}</p>')
+    untouched_names = {str(entry.get("face")) for entry in untouched}
+    marks = _face_marks(faces, untouched_names)
     original_thumb = None
     if source is not None and source.is_file():
         try:
             original_thumb = thumbnail(source, out, upright=True)
-            parts.append(f'<div class="row"><figure>{_img(original_thumb, out, "original", "photo", full=source)}'
-                         f'<figcaption>original</figcaption></figure></div>')
+            legend = "original; numbered boxes: the faces listed below" + (", dashed: left untouched" if untouched_names else "")
+            parts.append(f'<div class="row"><figure><div class="marked">'
+                         f'{_img(original_thumb, out, "original", "photo", full=source)}{marks}</div>'
+                         f'<figcaption>{legend if marks else "original"}</figcaption></figure></div>')
         except (OSError, ValueError):  # UnreadableImage is a ValueError
             original_thumb = None
     pasted = [Path(p) for marker in markers for p in marker.get("outputs", [])
@@ -190,7 +244,7 @@ def _photo_section(source: Path | None, faces: list[_Face], markers: list[dict],
     if pasted and original_thumb is not None:
         pasted.sort(key=lambda p: (natural_key(p.parent.name), _edit_and_strength(p)))
         parts.append('<h3>edited photos</h3><div class="row">'
-                     + "".join(_comparison(original_thumb, p, out) for p in pasted) + "</div>")
+                     + "".join(_comparison(original_thumb, p, out, marks) for p in pasted) + "</div>")
     sweeps = [Path(p) for marker in markers for p in marker.get("outputs", [])
               if isinstance(p, str) and Path(p).suffix in (".mp4", ".gif") and Path(p).is_file()]
     if sweeps:
@@ -202,7 +256,7 @@ def _photo_section(source: Path | None, faces: list[_Face], markers: list[dict],
                            f'{html.escape(sweep.stem[len("photo_"):])}</figcaption></figure>')
         parts.append('<h3>sweeps</h3><div class="row">' + "".join(figures) + "</div>")
     small = {str(entry.get("face")): entry.get("size") for entry in untouched}
-    parts.append("<h3>faces</h3>" + "".join(_face_block(face, out, small) for face in faces))
+    parts.append("<h3>faces</h3>" + "".join(_face_block(face, number, out, small) for number, face in enumerate(faces, 1)))
     return "".join(parts) + "</section>"
 
 
@@ -270,6 +324,13 @@ figure img.photo {{ width: auto; height: 240px; border: 1px solid #ddd; }}
 .compare .stack img {{ display: block; width: auto; height: 240px; }}
 .compare .stack img.after {{ position: absolute; top: 0; left: 0; clip-path: inset(0 0 0 var(--pos)); }}
 .compare .stack input {{ position: absolute; left: 0; bottom: 4px; width: 100%; margin: 0; }}
+.marked {{ position: relative; display: inline-block; line-height: 0; }}
+svg.marks {{ position: absolute; top: 0; left: 0; width: 100%; height: 100%; pointer-events: none; overflow: visible; }}
+svg.marks rect {{ fill: none; stroke: #ffd400; stroke-width: 2px; vector-effect: non-scaling-stroke; }}
+svg.marks text {{ fill: #ffd400; font-weight: 700; paint-order: stroke; stroke: #000; stroke-width: 3px; vector-effect: non-scaling-stroke; }}
+svg.marks g.untouched rect {{ stroke: #bbb; stroke-dasharray: 4 3; }} svg.marks g.untouched text {{ fill: #bbb; }}
+.number {{ display: inline-block; min-width: 1.4em; text-align: center; background: #ffd400; border-radius: 3px; }}
+button.flip {{ font-size: 0.95em; }}
 .sweep video, .sweep img {{ max-height: 320px; width: auto; }}
 figcaption, .source {{ color: #666; font-size: 0.85em; }}
 section.photo {{ border-top: 1px solid #ddd; padding-top: 1em; margin-top: 1em; }}

@@ -12,7 +12,7 @@ settings into the same OUT never returns the old results. OUT is locked while a 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -28,14 +28,14 @@ from common.photo_output import DEFAULT_QUALITY
 from editing.photo_composite import MIN_FACE_SIZE
 from editing.recipe import check_recipe_for, load_recipe
 from editing.stage import EditOptions, run_edit
-from factorization.stage import DIRECTIONS_NAME, run_factorize, store_labels
+from factorization.stage import DIRECTIONS_NAME, previews_made_with, run_factorize, store_labels
 from generators.checkpoint import load_checkpoint
 from inversion.optimize import InversionSettings
 from inversion.ray_pool import RaySettings
 from inversion.perceptual import PERCEPTUAL_CHOICES, choose_perceptual
 from inversion.stage import require_invertible, run_invert
 from common.fingerprint import content_sha256
-from factorization.preview import PreviewSettings
+from factorization.preview import SMALL_PREVIEW, PreviewSettings
 from common.demo_models import DEMO_ENCODER, DEMO_GENERATOR, DEMO_WARNING, is_demo_generator
 from pipeline.plan import say_plan
 from pipeline.report import ReportHeader, write_index
@@ -66,7 +66,7 @@ class RunOptions:
     animate: str | None = None
     recipe: Path | None = None  # a recipe from `sefa-edit ui`, applied as one more edit
     ray: RaySettings | None = None  # invert on Ray workers
-    preview: bool = False  # render the directions page's sample grids (factorize --preview)
+    preview: bool = False  # the directions page's full sample grids (factorize --preview); else SMALL_PREVIEW
     seed: int = 0
     max_pixels: int = DEFAULT_MAX_PIXELS
 
@@ -130,7 +130,7 @@ def run_pipeline(
         check_recipe_for(load_recipe(options.recipe), str(options.recipe), checkpoint.sha256, checkpoint.num_latent_layers,
                          checkpoint.latent_dim)
     factorize_layers = format_layer_spec(parse_layer_spec(options.factorize_layers, checkpoint.num_latent_layers))
-    perceptual, _ = choose_perceptual(options.perceptual, options.vgg, shared_dir)  # invert says the fallback, if it inverts
+    perceptual, fallback = choose_perceptual(options.perceptual, options.vgg, shared_dir)  # invert says it, if it inverts
     demo = is_demo_generator(generator)
     if demo:
         say(f"warning: {DEMO_WARNING}")
@@ -138,17 +138,39 @@ def run_pipeline(
         generator=generator_label or str(generator), generator_sha256=checkpoint.sha256, generator_format=checkpoint.format,
         resolution=checkpoint.resolution, encoder=str(encoder) if encoder is not None else None,
         encoder_sha256=content_sha256(encoder) if encoder is not None and Path(encoder).is_file() else None,
-        settings=_settings_shown(options, factorize_layers, perceptual), demo=demo)
+        settings=_settings_shown(options, factorize_layers, perceptual, encoder is not None, fallback is not None), demo=demo)
     with claimed_output_folder(out):
         return _run_stages(photos, out, generator, checkpoint.sha256, encoder, options, factorize_layers, perceptual, device,
                            say, shared_dir, header)
 
 
-def _settings_shown(options: RunOptions, factorize_layers: str, perceptual: str) -> dict[str, str]:
+def losses_in_words(steps: int, perceptual: str, lambda_perceptual: float, lambda_encoder: float, has_encoder: bool,
+                    vgg_missing: bool) -> str:
+    """What the inversion minimised, as a reader of the report would say it (not option names)."""
+    if steps == 0:
+        return "none: the codes are the encoder's output (no optimisation, --steps 0)" if has_encoder \
+            else "none: the codes are the generator's mean code (no encoder, no optimisation)"
+    terms = ["pixel difference (mean squared error)"]
+    if perceptual == "lpips" and lambda_perceptual > 0:
+        terms.append(f"LPIPS perceptual distance \u00d7 {lambda_perceptual:g}")
+    if has_encoder and lambda_encoder > 0:
+        terms.append(f"the encoder's domain regulariser ||w \u2212 E(G(w))||\u00b2 \u00d7 {lambda_encoder:g} (keeps codes editable)")
+    text = " + ".join(terms)
+    if perceptual != "lpips":
+        text += "; no LPIPS: " + ("VGG16 weights not found (`sefa-edit models fetch vgg16` adds it)" if vgg_missing
+                                  else "turned off (--perceptual none)")
+    if not has_encoder:
+        text += "; no encoder, so no domain regulariser (optimised from the mean code)"
+    return text
+
+
+def _settings_shown(options: RunOptions, factorize_layers: str, perceptual: str, has_encoder: bool = True,
+                    vgg_missing: bool = False) -> dict[str, str]:
     """Every setting that changes what the report shows, as the user would write it."""
     return {
         "aligned size": f"{options.size} px", "inversion": f"{options.steps} steps, lr {options.lr}, seed {options.seed}",
-        "losses": f"pixel + {perceptual} x{options.lambda_perceptual} + encoder x{options.lambda_encoder}",
+        "losses": losses_in_words(options.steps, perceptual, options.lambda_perceptual, options.lambda_encoder, has_encoder,
+                                  vgg_missing),
         "directions": f"top {options.num_directions} of layers {factorize_layers}" + (f", labels {options.labels}" if options.labels else ""),
         "edits": " ".join([f"--edit {text}" for text in options.edits] + ([f"--recipe {options.recipe}"] if options.recipe else [])),
         "paste-back": f"{options.mask} mask, " + ("one photo per face" if options.per_face else "every face per photo")
@@ -177,7 +199,8 @@ def _run_stages(photos, out, generator, generator_sha256, encoder, options, fact
 
         start = time.perf_counter()
         directions_file = ensure_directions(out, generator, generator_sha256, factorize_layers, options.num_directions,
-                                            options.labels, options.preview, device)
+                                            options.labels, PreviewSettings() if options.preview else SMALL_PREVIEW, device,
+                                            any_preview_will_do=not options.preview)
         directions_dir = directions_file.parent
         times["factorize"] = time.perf_counter() - start
 
@@ -205,17 +228,20 @@ def _run_stages(photos, out, generator, generator_sha256, encoder, options, fact
 
 
 def ensure_directions(out: Path, generator: Path, generator_sha256: str, layers_text: str, num_directions: int,
-                      labels: Path | None = None, preview: bool = False, device: str = "auto") -> Path:
-    """OUT/directions/<sha256[:16]>_<layers>/directions.npz, computed once per generator, layers and K
-    (and redone for previews that are missing); `run` and `ui` share it."""
+                      labels: Path | None = None, preview: PreviewSettings | None = None, device: str = "auto",
+                      any_preview_will_do: bool = False) -> Path:
+    """OUT/directions/<sha256[:16]>_<layers>/directions.npz, computed once per generator, layers and K,
+    and redone when `preview` asks for grids other than the ones there (`any_preview_will_do`: grids of any
+    settings are kept, so the small default does not replace the full grids of an earlier --preview);
+    `run` and `ui` share it."""
     directions_dir = out / "directions" / f"{generator_sha256[:16]}_{layers_text.replace(',', '+')}"
     directions_file = directions_dir / DIRECTIONS_NAME
     cached = directions_file.is_file() and _count(directions_file) == num_directions
-    if preview and not (directions_dir / "preview").is_dir():
+    made_with = previews_made_with(directions_dir)
+    if preview is not None and (made_with is None or (made_with != asdict(preview) and not any_preview_will_do)):
         cached = False
     if not cached:
-        run_factorize(generator, directions_dir, layers_text, num_directions, labels,
-                      PreviewSettings() if preview else None, device)
+        run_factorize(generator, directions_dir, layers_text, num_directions, labels, preview, device)
     elif labels is not None:
         store_labels(labels, directions_dir)
     return directions_file

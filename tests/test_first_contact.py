@@ -153,3 +153,43 @@ def test_models_info_describes_encoders_too(tmp_path):
     __import__("torch").save({"something": 1}, neither)
     refused = cli("models", "info", neither)
     assert refused.returncode == 2 and "unrecognised checkpoint contents" in refused.stderr
+
+
+def test_the_report_header_says_the_losses_in_words():
+    from pipeline.run import losses_in_words
+
+    full = losses_in_words(100, "lpips", 1.0, 2.0, has_encoder=True, vgg_missing=False)
+    assert full.startswith("pixel difference") and "LPIPS" in full and "domain regulariser" in full and "none" not in full
+    offline = losses_in_words(100, "none", 1.0, 2.0, has_encoder=True, vgg_missing=True)
+    assert "no LPIPS: VGG16 weights not found" in offline and "x1.0" not in offline
+    assert "no encoder, so no domain regulariser" in losses_in_words(100, "lpips", 1.0, 2.0, has_encoder=False, vgg_missing=False)
+    assert losses_in_words(0, "lpips", 1.0, 2.0, has_encoder=True, vgg_missing=False).startswith("none: the codes are the encoder's")
+
+
+def test_run_renders_a_small_cached_preview_and_keeps_full_grids(tmp_path):
+    from dataclasses import asdict
+
+    from factorization.preview import SMALL_PREVIEW, PreviewSettings
+    from factorization.stage import previews_made_with
+    from generators.checkpoint import load_checkpoint
+    from pipeline.run import ensure_directions
+
+    sha = load_checkpoint(GENERATOR).sha256
+    small = ensure_directions(tmp_path, GENERATOR, sha, "0-9", 3, preview=SMALL_PREVIEW, device="cpu", any_preview_will_do=True)
+    grids = sorted((small.parent / "preview").glob("direction_*.png"))
+    assert len(grids) == 3 and previews_made_with(small.parent) == asdict(SMALL_PREVIEW)
+    stamp = grids[0].stat().st_mtime_ns
+    ensure_directions(tmp_path, GENERATOR, sha, "0-9", 3, preview=SMALL_PREVIEW, device="cpu", any_preview_will_do=True)
+    assert grids[0].stat().st_mtime_ns == stamp  # cached
+    ensure_directions(tmp_path, GENERATOR, sha, "0-9", 3, preview=PreviewSettings(), device="cpu")  # --preview: full grids
+    assert previews_made_with(small.parent) == asdict(PreviewSettings())
+    stamp = grids[0].stat().st_mtime_ns
+    ensure_directions(tmp_path, GENERATOR, sha, "0-9", 3, preview=SMALL_PREVIEW, device="cpu", any_preview_will_do=True)
+    assert grids[0].stat().st_mtime_ns == stamp and previews_made_with(small.parent) == asdict(PreviewSettings())
+
+
+def test_a_directions_page_without_grids_says_how_to_get_them(tmp_path):
+    result = cli("factorize", GENERATOR, "--out", tmp_path / "dirs", "-K", "2")
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "dirs" / "index.html").read_text()
+    assert "No sample grids were rendered" in page and f"--out {tmp_path / 'dirs'} --preview" in page

@@ -223,3 +223,33 @@ def test_report_loads_every_image_and_plays_every_video_in_chromium(run_out, tmp
         browser.quit()
     assert count > 20 and broken == []
     assert videos and all(ready >= 2 and width > 0 and not error for _, ready, width, error in videos), videos
+
+
+def test_group_photo_starts_fully_edited_and_marks_every_face_in_chromium(run_out, tmp_path):
+    out, _ = run_out
+    browser = _chromium()
+    try:
+        browser.get((out / "index.html").resolve().as_uri())
+        section = "[...document.querySelectorAll('section.photo')].find(s => s.querySelector('h2').textContent === '2008_002079.jpg')"
+        state = browser.execute_script(f"""
+            const s = {section};
+            return {{
+              sliders: [...s.querySelectorAll('.compare input[type=range]')].map(r => r.value),
+              clips: [...s.querySelectorAll('.compare img.after')].map(i => getComputedStyle(i).clipPath),
+              marks: [...s.querySelector('.marked svg.marks').querySelectorAll('g')].map(g => [g.getAttribute('class'), g.querySelector('text').textContent]),
+              numbers: [...s.querySelectorAll('.face h4 .number')].map(n => n.textContent),
+              markedCompares: s.querySelectorAll('.compare svg.marks').length,
+            }};""")
+        browser.execute_script(f"{section}.querySelector('.compare button.flip').click()")
+        flipped = browser.execute_script(f"const s = {section}; const f = s.querySelector('.compare');"
+                                         "return [f.querySelector('input').value, f.querySelector('button.flip').textContent,"
+                                         "getComputedStyle(f.querySelector('img.after')).clipPath]")
+        browser.save_screenshot(str(tmp_path / "group.png"))
+    finally:
+        browser.quit()
+    assert state["sliders"] and set(state["sliders"]) == {"0"}  # every face edited at first, not half of them
+    assert all(clip.replace("px", "").replace("%", "") in ("inset(0 0 0 0)", "none") for clip in state["clips"]), state["clips"]
+    assert [number for _, number in state["marks"]] == state["numbers"] == [str(k) for k in range(1, 7)]
+    assert sorted(kind for kind, _ in state["marks"]) == ["edited"] * 2 + ["untouched"] * 4  # four under 64 px
+    assert state["markedCompares"] == len(state["sliders"])
+    assert flipped[0] == "100" and flipped[1] == "show edited" and "100%" in flipped[2]
