@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from alignment.stage import AlignOptions, run_align
+from alignment.stage import NO_FACE, AlignOptions, run_align
 from common import atomic, images
 from common.demo_models import is_demo_generator
 from common.devices import resolve_device
@@ -69,12 +69,49 @@ class Move:
     layers: tuple[int, ...]
 
 
+DETECTORS = {"hog": "hog (fast)", "cnn": "cnn (slower; finds small and turned faces)"}
+
+
 @dataclass(frozen=True)
 class Face:
-    name: str  # the crop's stem: OUT/aligned/<name>.png, OUT/codes/<name>.npy
+    name: str  # the crop's stem: OUT/aligned/<name>.png, OUT/codes/<name>.npy (carries a hash of an upload)
     crop: Path
     sidecar_path: Path
     source: Path
+    photo_name: str = ""  # the photo's own name, as the user knows it (an upload's file name)
+    number: int = 1  # the face's number in its photo (largest first), as the page shows it
+    of: int = 1  # how many faces the photo has
+
+    @property
+    def label(self) -> str:
+        """What the page calls the face: 'kit_with_rose.jpg, face 2 of 3', never the internal name."""
+        photo = self.photo_name or self.source.name
+        return photo if self.of == 1 else f"{photo}, face {self.number} of {self.of}"
+
+    @property
+    def file_stem(self) -> str:
+        """Downloads are named after the photo and the face, not the internal name."""
+        stem = slug(Path(self.photo_name or self.source.name).stem)
+        return stem if self.of == 1 else f"{stem}_face{self.number}"
+
+
+def face_box(sidecar: Sidecar) -> tuple[float, float, float, float]:
+    """The face in the photo (x0, y0, x1, y1): its landmarks' bounds, a little wider; without landmarks,
+    the middle of the aligned square (which also holds hair and background)."""
+    if sidecar.landmarks is not None and len(sidecar.landmarks):
+        (x0, y0), (x1, y1) = sidecar.landmarks.min(axis=0), sidecar.landmarks.max(axis=0)
+        pad_x, pad_y = 0.1 * (x1 - x0), 0.15 * (y1 - y0)
+        return float(x0 - pad_x), float(y0 - 2 * pad_y), float(x1 + pad_x), float(y1 + pad_y)
+    centre, half = sidecar.quad.mean(axis=0), face_side(sidecar) / 4
+    return float(centre[0] - half), float(centre[1] - half), float(centre[0] + half), float(centre[1] + half)
+
+
+def no_face_message(name: str, detector: str) -> str:
+    """Said in the page when no face was found, in the page's words (it has a detector choice, not flags)."""
+    if detector == "hog":
+        return (f"{name}: no face found by the fast detector; choose \"{DETECTORS['cnn']}\" under \"face detector\" "
+                f"to look again")
+    return f"{name}: no face found, even by the cnn detector; try a photo where a face is clearly visible"
 
 
 @dataclass
@@ -178,9 +215,11 @@ class EditorSession:
             shutil.copyfile(path, target)
         return target
 
-    def find_faces(self, photo: Path, size: int = 256, shown_as: str | None = None) -> list[Face]:
-        """Align the photo into OUT/aligned (skipped when done before) and return its faces, largest first.
-        `shown_as`: the name the user knows the photo by (an upload's own name), for messages."""
+    def find_faces(self, photo: Path, size: int = 256, shown_as: str | None = None, detector: str = "hog") -> list[Face]:
+        """Align the photo into OUT/aligned (skipped when done before) and return its faces, largest first,
+        numbered in that order. `shown_as`: the name the user knows the photo by (an upload's own name)."""
+        if detector not in DETECTORS:
+            raise UserError(f"face detector {detector!r}: expected one of {', '.join(DETECTORS)}")
         name = shown_as or Path(photo).name
         try:
             read_photo(photo)  # the CLI's words for an unreadable file, before the aligner
@@ -188,13 +227,49 @@ class EditorSession:
             raise UserError(f"{name}: {str(exc).replace(str(photo), name)}") from None
         records: list[dict] = []
         messages: list[str] = []
-        run_align(str(photo), self.out / "aligned", AlignOptions(size=size), emit=records.append, say=messages.append)
-        faces = [Face(Path(r["aligned"]).stem, Path(r["aligned"]), Path(r["meta"]), Path(r["source"])) for r in records]
-        if not faces:
-            reason = messages[0].split(": ", 1)[-1] if messages else "no face found"
+        run_align(str(photo), self.out / "aligned", AlignOptions(size=size, detector=detector), emit=records.append,
+                  say=messages.append)
+        found = [(Path(r["aligned"]), Path(r["meta"]), Path(r["source"])) for r in records]
+        if not found:
+            reason = messages[0].split(": ", 1)[-1] if messages else NO_FACE
+            if NO_FACE in reason:
+                raise UserError(no_face_message(name, detector))
             raise UserError(f"{name}: {reason}; try a photo where a face is clearly visible")
+        found.sort(key=lambda item: -face_side(read_sidecar(item[1])))
+        faces = [Face(crop.stem, crop, meta, source, name, number, len(found))
+                 for number, (crop, meta, source) in enumerate(found, 1)]
         self.known_faces.update((face.name, face) for face in faces)
-        return sorted(faces, key=lambda face: -face_side(read_sidecar(face.sidecar_path)))
+        return faces
+
+    def faces_overview(self, faces: list[Face]) -> np.ndarray:
+        """The photo at screen size with a numbered box on each face: what the user clicks to pick one."""
+        photo = read_photo(faces[0].source).rgb
+        scale = min(1.0, SCREEN_SIDE / max(photo.shape[:2]))
+        canvas = photo if scale == 1.0 else cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
+                                                        interpolation=cv2.INTER_AREA)
+        canvas = np.array(canvas, copy=True, order="C")  # drawn on: never the (read-only) photo itself
+        thick = max(2, round(max(canvas.shape[:2]) / 300))
+        for face in faces:
+            x0, y0, x1, y1 = (round(v * scale) for v in face_box(read_sidecar(face.sidecar_path)))
+            cv2.rectangle(canvas, (x0, y0), (x1, y1), (255, 212, 0), thick)
+            text, font_scale = str(face.number), max(0.6, (x1 - x0) / 90)
+            (w, h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thick)
+            top = max(h + 2 * thick, y0)
+            cv2.rectangle(canvas, (x0, top - h - 2 * thick), (x0 + w + 2 * thick, top), (255, 212, 0), -1)
+            cv2.putText(canvas, text, (x0 + thick, top - thick), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), thick)
+        return canvas
+
+    def face_at(self, faces: list[Face], x: float, y: float, width: int) -> Face | None:
+        """The face whose box holds the click at (x, y) on the overview `width` pixels wide (the smallest
+        box when boxes overlap), or None when the click is on no face."""
+        photo_width = read_sidecar(faces[0].sidecar_path).source_size[0]
+        x, y = x * photo_width / width, y * photo_width / width
+        hits = []
+        for face in faces:
+            x0, y0, x1, y1 = face_box(read_sidecar(face.sidecar_path))
+            if x0 <= x <= x1 and y0 <= y <= y1:
+                hits.append(((x1 - x0) * (y1 - y0), face.number, face))
+        return min(hits, key=lambda hit: hit[:2])[2] if hits else None
 
     def photos_in_out(self) -> list[Path]:
         """Photos that an earlier `run` or this editor aligned into OUT."""
@@ -268,8 +343,8 @@ class EditorSession:
         canvas = photo.rgb.copy()
         paste_face(canvas, crop, face)
         suffix = {"png": ".png", "jpeg": ".jpg"}.get(fmt, output_suffix(opened.sidecar.source))
-        key = hashlib.sha1(repr([(m.direction, m.strength, m.layers) for m in moves]).encode()).hexdigest()[:10]
-        return write_like(self.out / "ui" / f"{opened.face.name}_edited_{key}{suffix}", canvas, photo, quality)
+        key = hashlib.sha1(repr([opened.face.name, *[(m.direction, m.strength, m.layers) for m in moves]]).encode()).hexdigest()[:10]
+        return write_like(self.out / "ui" / f"{opened.face.file_stem}_edited_{key}{suffix}", canvas, photo, quality)
 
     # --- explore --------------------------------------------------------------------------------------------
 

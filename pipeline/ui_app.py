@@ -29,7 +29,7 @@ from common.demo_models import DEMO_WARNING  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.progress import listen  # noqa: E402
 from pipeline.editor_session import (  # noqa: E402
-    CUSTOM, LAYER_PRESETS, MAX_UPLOAD_BYTES, EditorSession, Move, upload_too_large,
+    CUSTOM, DETECTORS, LAYER_PRESETS, MAX_UPLOAD_BYTES, EditorSession, Move, upload_too_large,
 )
 
 MAX_SLIDERS = 10
@@ -176,6 +176,9 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
         gr.Markdown(header_markdown(session))
         face_key = gr.State("")
         face_names = gr.State([])
+        current_photo = gr.State(["", False, ""])  # the photo chosen: its path, whether it is an upload, its own name
+        overview_width = gr.State(0)
+        saved_files = gr.State([])  # every file saved in this page, so each save adds a link instead of replacing one
         with gr.Tab("Edit a photo"):
             with gr.Row():
                 with gr.Column(scale=1):
@@ -183,8 +186,12 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
                                      type="filepath", elem_id="upload")
                     existing = checked_choices(gr.Dropdown([str(p) for p in session.photos_in_out()], value=None,
                                                            label="or a photo already in OUT", elem_id="existing"))
-                    gallery = gr.Gallery(label="Faces: click one to edit it", columns=4, height=170, allow_preview=False,
-                                         elem_id="faces")
+                    detector = checked_choices(gr.Radio(list(DETECTORS.values()), value=DETECTORS["hog"],
+                                                        label="face detector", elem_id="detector"))
+                    overview = gr.Image(label="Faces: click a numbered box to edit that face", format="jpeg",
+                                        interactive=False, elem_id="faces-photo", height=260, visible=False)
+                    gallery = gr.Gallery(label="or click its number", columns=6, height=140, allow_preview=False,
+                                         elem_id="faces", visible=False)
                     with gr.Row():
                         steps_box = gr.Number(value=steps, precision=0, minimum=0, maximum=5000, label="inversion steps",
                                               elem_id="steps")
@@ -230,19 +237,35 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
 
         # --- edit a photo ---------------------------------------------------------------------------------
 
-        def show_faces(photo_path: str | None, uploaded: bool):
+        detector_names = {shown: name for name, shown in DETECTORS.items()}
+        face_outputs = [overview, gallery, face_names, status, current_photo, overview_width]
+
+        def show_faces(photo_path: str | None, uploaded: bool, detector_shown: str, shown_as: str | None = None):
             if not photo_path:
-                return gr.update(), [], "Upload a photo to begin."
+                return gr.update(), gr.update(), [], "Upload a photo to begin.", ["", False, ""], 0
             photo = session.import_photo(Path(photo_path)) if uploaded else Path(photo_path)
+            shown_as = shown_as or Path(photo_path).name
             try:
-                faces = session.find_faces(photo, shown_as=Path(photo_path).name)
+                faces = session.find_faces(photo, shown_as=shown_as, detector=detector_names.get(detector_shown, "hog"))
             except UserError:
                 if uploaded:
                     photo.unlink(missing_ok=True)  # keep OUT/uploads to photos that have faces
                 raise
-            items = [(str(face.crop), face.name) for face in faces]
-            hint = "one face" if len(faces) == 1 else f"{len(faces)} faces: click the one to edit"
-            return items, [face.name for face in faces], f"{Path(photo_path).name}: {hint}."
+            picture = session.faces_overview(faces)
+            items = [(str(face.crop), f"face {face.number}") for face in faces]
+            hint = "one face" if len(faces) == 1 else f"{len(faces)} faces: click the one to edit (a box on the photo, or its number)"
+            many = len(faces) > 1
+            return (gr.update(value=picture, visible=True), gr.update(value=items, visible=many), [face.name for face in faces],
+                    f"{shown_as}: {hint}.", [str(photo), False, shown_as], picture.shape[1])
+
+        def detect_again(photo: list, detector_shown: str):
+            """Another detector for the photo already chosen (imported into OUT/uploads once it had faces)."""
+            if not photo or not photo[0]:
+                return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
+            return show_faces(photo[0], bool(photo[1]), detector_shown, photo[2] or None)
+
+        def remember(photo_path: str | None, uploaded: bool):
+            return [photo_path or "", uploaded, Path(photo_path).name if photo_path else ""]
 
         def invert(names: list[str], index: int, steps_value, encoder_on: bool, paste_on: bool, *controls,
                    progress=gr.Progress()):
@@ -255,7 +278,17 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
             metrics = opened.inversion
             quality = f"PSNR {metrics.get('psnr', '?')} dB" + (f", LPIPS {metrics['lpips']}" if metrics.get("lpips") else "")
             return (face.name, for_display(crop), screen if screen is not None else opened.screen_photo,
-                    f"**{face.name}** inverted ({metrics.get('steps', steps_value)} steps, {quality}). Move a slider.")
+                    f"**{face.label}** inverted ({metrics.get('steps', steps_value)} steps, {quality}). Move a slider.")
+
+        def choose_on_photo(evt: gr.SelectData, names: list[str], width: int, steps_value, encoder_on, paste_on, *controls,
+                            progress=gr.Progress()):
+            """A click on the overview: Gradio passes the pixel as `evt.index` ([x, y] in the shown picture)."""
+            faces = [session.known_faces[name] for name in names]
+            x, y = evt.index
+            face = session.face_at(faces, float(x), float(y), int(width)) if faces else None
+            if face is None:
+                return gr.update(), gr.update(), gr.update(), "That is not on a face: click inside a numbered box."
+            return invert(names, names.index(face.name), steps_value, encoder_on, paste_on, *controls, progress=progress)
 
         def choose(evt: gr.SelectData, names: list[str], steps_value, encoder_on, paste_on, *controls, progress=gr.Progress()):
             """A thumbnail was clicked: Gradio passes which one as `evt` (it must come first, before *controls)."""
@@ -279,11 +312,17 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
 
         invert_inputs = [steps_box, use_encoder, paste, *panel.inputs]
         invert_outputs = [face_key, face_image, photo_image, status]
-        upload.upload(user_errors(lambda path: show_faces(path, True)), [upload], [gallery, face_names, status]).then(
+        # The photo is remembered first, so that a detector change can look again even after "no face found".
+        upload.upload(user_errors(lambda path: remember(path, True)), [upload], [current_photo]).then(
+            user_errors(lambda path, shown: show_faces(path, True, shown)), [upload, detector], face_outputs).then(
             user_errors(first_if_single), [face_names, *invert_inputs], invert_outputs)
-        existing.input(user_errors(lambda path: show_faces(path, False)), [existing], [gallery, face_names, status]).then(
+        existing.input(user_errors(lambda path: remember(path, False)), [existing], [current_photo], api_name="pick_existing").then(
+            user_errors(lambda path, shown: show_faces(path, False, shown)), [existing, detector], face_outputs).then(
+            user_errors(first_if_single), [face_names, *invert_inputs], invert_outputs)
+        detector.change(user_errors(detect_again), [current_photo, detector], face_outputs).then(
             user_errors(first_if_single), [face_names, *invert_inputs], invert_outputs)
         gallery.select(user_errors(choose), [face_names, *invert_inputs], invert_outputs)
+        overview.select(user_errors(choose_on_photo), [face_names, overview_width, *invert_inputs], invert_outputs)
         invert_button.click(user_errors(again), [face_key, face_names, *invert_inputs], invert_outputs)
         panel.wire(user_errors(update), [face_key, paste], [face_image, photo_image])
         paste.change(user_errors(update), [face_key, paste, *panel.inputs], [face_image, photo_image], show_progress="hidden")
@@ -301,17 +340,22 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
 
         strength_range.change(set_range, [strength_range], [*panel.sliders, *explore.sliders])
 
-        def photo_file(key: str, fmt_value: str, *controls):
+        def with_saved(saved: list[str], path: Path):
+            """The downloads box lists every file saved so far, the newest first (a save adds, never replaces)."""
+            files = [str(path), *[old for old in saved if old != str(path) and Path(old).is_file()]]
+            return files, files
+
+        def photo_file(key: str, fmt_value: str, saved: list[str], *controls):
             opened = session.open_faces.get(key)
             if opened is None:
                 raise UserError("no face open yet: upload a photo and pick a face")
-            return [str(session.full_photo(opened, panel.moves(controls), {"png": "png", "jpeg": "jpeg"}.get(fmt_value, "source")))]
+            return with_saved(saved, session.full_photo(opened, panel.moves(controls), {"png": "png", "jpeg": "jpeg"}.get(fmt_value, "source")))
 
-        def recipe_file(name: str, *controls):
-            return [str(session.write_recipe(panel.moves(controls), name or "recipe"))]
+        def recipe_file(name: str, saved: list[str], *controls):
+            return with_saved(saved, session.write_recipe(panel.moves(controls), name or "recipe"))
 
-        save_photo.click(user_errors(photo_file), [face_key, fmt, *panel.inputs], [downloads])
-        save_recipe.click(user_errors(recipe_file), [recipe_name, *panel.inputs], [downloads])
+        save_photo.click(user_errors(photo_file), [face_key, fmt, saved_files, *panel.inputs], [downloads, saved_files])
+        save_recipe.click(user_errors(recipe_file), [recipe_name, saved_files, *panel.inputs], [downloads, saved_files])
 
         # --- explore ----------------------------------------------------------------------------------------
 

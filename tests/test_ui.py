@@ -161,6 +161,11 @@ def browser_for():
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
 
+def download_links(browser) -> list[str]:
+    """The links in the downloads box, read in one script (the box re-renders: elements found earlier go stale)."""
+    return browser.execute_script("return [...document.querySelectorAll('#downloads a')].map(a => a.href || '')")
+
+
 def wait_for(condition, seconds: float, what: str):
     deadline = time.time() + seconds
     while time.time() < deadline:
@@ -270,41 +275,79 @@ def test_explore_samples_and_names_a_direction(app, tmp_path):
     assert labels["tilt"]["index"] == 0
 
 
-def test_a_group_photo_asks_which_face_and_the_edited_photo_downloads(app, tmp_path):
+def _click_on_picture(browser, element_id: str, x: float, y: float) -> None:
+    """Click pixel (x, y) of the picture shown in a gr.Image (scaled to fit its box, object-fit: contain)."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
+    image = browser.find_element(By.CSS_SELECTOR, f"#{element_id} img")
+    box = browser.execute_script("const i = arguments[0], r = i.getBoundingClientRect();"
+                                 "return [r.width, r.height, i.naturalWidth, i.naturalHeight]", image)
+    width, height, natural_width, natural_height = box
+    scale = min(width / natural_width, height / natural_height)
+    dx = (x - natural_width / 2) * scale
+    dy = (y - natural_height / 2) * scale
+    ActionChains(browser).move_to_element_with_offset(image, round(dx), round(dy)).click().perform()
+
+
+def test_a_group_photo_is_picked_on_the_photo_and_both_downloads_stay(app, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    from editing.photo_composite import face_side
+    from editing.sidecar import read_sidecar
+    from pipeline.editor_session import face_box
+
     url, out = app
+    shots = Path(os.environ.get("SEFA_EDIT_SCREENSHOTS", tmp_path))
     browser = browser_for()
     try:
         browser.get(url)
         upload = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"), 30, "the page")[0]
-        upload.send_keys(str(SHARED / "photos" / "dlib-faces" / "dogs.jpg"))  # no face: the CLI's words
-        wait_for(lambda: "dogs.jpg: no face" in browser.page_source, 60, "the no-face message")
+        upload.send_keys(str(SHARED / "photos" / "dlib-faces" / "dogs.jpg"))  # no face: said in the page's words
+        wait_for(lambda: "dogs.jpg: no face found by the fast detector" in browser.page_source, 60, "the no-face message")
+        assert "--detector" not in browser.page_source
+        browser.save_screenshot(str(shots / "ui-7-no-face.png"))
+        cnn = [label for label in browser.find_elements(By.CSS_SELECTOR, "#detector label") if label.text.startswith("cnn")]
+        cnn[0].click()  # the page's own detector choice looks again at the same photo
+        wait_for(lambda: "dogs.jpg: no face found, even by the cnn detector" in browser.page_source, 120, "the cnn answer")
+        [label for label in browser.find_elements(By.CSS_SELECTOR, "#detector label") if label.text.startswith("hog")][0].click()
         browser.refresh()
         upload = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"), 30, "the page")[0]
         upload.send_keys(str(SHARED / "photos" / "face-recognition" / "two_people.jpg"))
-        wait_for(lambda: "2 faces: click the one to edit" in browser.find_element(By.ID, "status").text, 60, "the face choice")
-        thumbnails = browser.find_elements(By.CSS_SELECTOR, "#faces button.thumbnail-item")
-        assert len(thumbnails) == 2
-        chosen = thumbnails[1].find_element(By.TAG_NAME, "img").get_attribute("alt")
-        thumbnails[1].click()
-        wait_for(lambda: f"{chosen} inverted" in browser.find_element(By.ID, "status").text, 120, "the chosen face's inversion")
+        wait_for(lambda: "two_people.jpg: 2 faces: click the one" in browser.find_element(By.ID, "status").text, 60, "the choice")
+        captions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#faces .caption-label")]
+        assert captions == ["face 1", "face 2"], captions  # numbers matching the boxes, no internal names
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#faces-photo img"), 30, "the photo with boxes")
+        sidecars = sorted(out.glob("aligned/two_people_*.json"), key=lambda p: -face_side(read_sidecar(p)))
+        assert len(sidecars) == 2
+        second = read_sidecar(sidecars[1])
+        x0, y0, x1, y1 = face_box(second)
+        shown_width = browser.execute_script("return document.querySelector('#faces-photo img').naturalWidth")
+        scale = shown_width / second.source_size[0]
+        _click_on_picture(browser, "faces-photo", (x0 + x1) / 2 * scale, (y0 + y1) / 2 * scale)
+        wait_for(lambda: "two_people.jpg, face 2 of 2 inverted" in browser.find_element(By.ID, "status").text, 120,
+                 "the clicked face's inversion")
+        assert sidecars[1].stem.split("_")[-2] not in browser.find_element(By.ID, "status").text  # no upload hash
         slider = browser.find_element(By.CSS_SELECTOR, "#edit-slider-1 input[type=range]")
         ActionChains(browser).click_and_hold(slider).move_by_offset(-80, 0).release().perform()
         wait_for(lambda: float(slider.get_attribute("value")) < 0, 10, "the slider")
         browser.find_element(By.ID, "save-photo").click()
-        link = wait_for(lambda: [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#downloads a")
-                                 if (a.get_attribute("href") or "").endswith(".jpg")], 60, "the photo link")[0]
+        link = wait_for(lambda: [href for href in download_links(browser) if href.endswith(".jpg")], 60, "the photo link")[0]
+        assert "two_people_face2_edited_" in link
+        browser.find_element(By.ID, "save-recipe").click()
+        links = wait_for(lambda: (lambda hrefs: hrefs if any("recipe" in h for h in hrefs) else None)(download_links(browser)),
+                         30, "the recipe link")
+        assert link in links  # saving the recipe kept the photo's link
+        browser.save_screenshot(str(shots / "ui-8-group.png"))
         browser.find_element(By.ID, "reset").click()
         wait_for(lambda: float(slider.get_attribute("value")) == 0, 10, "the reset")
-        browser.save_screenshot(str(Path(os.environ.get("SEFA_EDIT_SCREENSHOTS", tmp_path)) / "ui-7-group.png"))
     finally:
         browser.quit()
     saved = fetch_rgb(link)
     original = read_rgb(SHARED / "photos" / "face-recognition" / "two_people.jpg")
     assert saved.shape == original.shape  # full resolution
-    quad = np.array(json.loads((out / "aligned" / f"{chosen}.json").read_text())["quad"])
+    quad = second.quad
     x, y = quad.mean(axis=0).astype(int)
     assert np.abs(saved[y - 10 : y + 10, x - 10 : x + 10].astype(int) - original[y - 10 : y + 10, x - 10 : x + 10]).mean() > 5
 
@@ -331,7 +374,7 @@ def test_crafted_requests_and_oversized_uploads_get_one_line(app, tmp_path):
     client = Client(url, verbose=False)
     for value in ("/etc/passwd", "../../x", str(fifo)):
         with pytest.raises(Exception, match="is not one of the choices of 'or a photo already in OUT'"):
-            client.predict(value, api_name="/lambda_1")
+            client.predict(value, api_name="/pick_existing")
     boundary = "sefa-edit-test-boundary"
     body = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="huge.jpg"\r\n'
             f"Content-Type: image/jpeg\r\n\r\n").encode() + b"\xff" * (MAX_UPLOAD_BYTES + 1024) + f"\r\n--{boundary}--\r\n".encode()
@@ -370,3 +413,22 @@ def test_the_page_refuses_an_oversized_photo_before_sending_it(app, tmp_path):
     finally:
         browser.quit()
     assert not list((out / "uploads").glob("huge*"))
+
+
+def test_faces_are_named_by_their_photo_and_number_and_picked_by_their_box(session):
+    from editing.sidecar import read_sidecar
+    from pipeline.editor_session import face_box, no_face_message
+
+    faces = session.find_faces(SHARED / "photos" / "face-recognition" / "two_people.jpg", shown_as="two_people.jpg")
+    assert [face.label for face in faces] == ["two_people.jpg, face 1 of 2", "two_people.jpg, face 2 of 2"]
+    assert [face.file_stem for face in faces] == ["two_people_face1", "two_people_face2"]
+    overview = session.faces_overview(faces)
+    width = overview.shape[1]
+    scale = width / read_sidecar(faces[0].sidecar_path).source_size[0]
+    for face in faces:
+        x0, y0, x1, y1 = face_box(read_sidecar(face.sidecar_path))
+        assert session.face_at(faces, (x0 + x1) / 2 * scale, (y0 + y1) / 2 * scale, width) is face
+        changed = overview[max(0, int(y0 * scale)) : int(y1 * scale) + 3, max(0, int(x0 * scale)) : int(x1 * scale) + 3]
+        assert (np.abs(changed.astype(int) - [255, 212, 0]).sum(axis=-1) == 0).any()  # its box is drawn
+    assert session.face_at(faces, 2, overview.shape[0] - 2, width) is None  # a corner: no face there
+    assert "choose \"cnn" in no_face_message("a.jpg", "hog") and "--detector" not in no_face_message("a.jpg", "hog")
