@@ -26,6 +26,7 @@ from common.directions_file import LABELS_NAME, DirectionsFile, load_directions
 from common.errors import UserError
 from common.failures import FailureLog
 from common.fingerprint import content_sha256, fingerprint
+from common.identity import DRIFT_WARNING, NO_FACE_IN_PHOTO, SAME_PERSON, descriptor, drifted, identity_distance
 from common.json_files import read_json_object
 from common.layer_spec import parse_layer_spec
 from common.naming import unique_stems
@@ -227,13 +228,15 @@ def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: Direc
         planned = _planned_outputs(target, specs, options)
         previous = atomic.read_json_object(target / MARKER_NAME) or {}
         done = not options.overwrite and previous.get("fingerprint") == item_print and all(p.is_file() for p in planned)
+        identities = previous.get("identity") if isinstance(previous.get("identity"), dict) else {}
         if done:
             summary["skipped"] += 1
         else:
             if previous:
                 summary["redone"] += 1
             try:
-                _edit_one(item, target, planned, previous, generator, directions, specs, layers, options, device, item_print)
+                identities = _edit_one(item, target, planned, previous, generator, directions, specs, layers, options, device,
+                                       item_print)
             except BadArray as exc:
                 summary["failed"] += 1
                 failures.add(item.code, "bad_code", f"not a usable code: {exc}")
@@ -243,9 +246,13 @@ def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: Direc
                 failures.add(item.code, "bad_code", str(exc))
                 continue
             summary["edited"] += 1
+            far = sorted(name for name, value in identities.items() if drifted(value))
+            if far:
+                say(f"{item.name}: {len(far)} edit(s) {DRIFT_WARNING} (identity distance {SAME_PERSON} or more): "
+                    + ", ".join(Path(name).stem for name in far))
         if sidecar is not None:
             faces_to_paste.append(EditedFace(item.name, sidecar, target, item_print))
-        records.append((item, _record(item, target, planned)))
+        records.append((item, {**_record(item, target, planned), "identity": identities}))
         if not options.paste_back:
             emit(records[-1][1])
     if summary["redone"]:
@@ -264,9 +271,40 @@ class BadCodeShape(ValueError):
     """A code that this generator cannot take."""
 
 
+def person_of(code: Path) -> tuple[bool, np.ndarray | None]:
+    """(whether the code comes from a photo, the descriptor of the person in its crop): the descriptor
+    `invert` stored beside the code, else one computed from the aligned crop its record names. A sample's
+    code comes from no photo: (False, None); a photo crop without a detectable face: (True, None)."""
+    info = atomic.read_json_object(Path(code).with_suffix(".json")) or {}
+    stored = info.get("photo_descriptor")
+    if isinstance(stored, list) and len(stored) == 128 and all(isinstance(v, (int, float)) for v in stored):
+        return True, np.asarray(stored, dtype=np.float64)
+    record = info.get("record") if isinstance(info.get("record"), dict) else {}
+    aligned = record.get("aligned")
+    if "photo_descriptor" in info or (isinstance(aligned, str) and Path(aligned).is_file()):
+        try:
+            return True, descriptor(images.read_rgb(Path(aligned))) if isinstance(aligned, str) else None
+        except (OSError, ValueError):
+            return True, None
+    return False, None
+
+
+def _identities(item: CodeItem, specs: list[EditSpec], rendered: dict) -> dict[str, float | str]:
+    """{image file name: identity distance to the photo's person (under 0.6: the same person), or why there
+    is none}, for the reconstruction and every edit; empty for codes that come from no photo (samples)."""
+    from_photo, person = person_of(item.code)
+    if not from_photo:
+        return {}
+    named = {RECONSTRUCTION_NAME: rendered[("", 0.0)]}
+    named.update({f"{spec.slug}_{strength_text(s)}.png": rendered[(spec.name, s)] for spec in specs for s in spec.strengths})
+    return {name: identity_distance(None, image, person) if person is not None else NO_FACE_IN_PHOTO
+            for name, image in named.items()}
+
+
 def _edit_one(item: CodeItem, target: Path, planned: list[Path], previous: dict, generator, directions: DirectionsFile,
-              specs: list[EditSpec], layers: dict, options: EditOptions, device, item_print: str) -> None:
-    """Render and write one input's edits, grid and sweeps; its marker last, so a crash leaves it undone."""
+              specs: list[EditSpec], layers: dict, options: EditOptions, device, item_print: str) -> dict[str, float | str]:
+    """Render and write one input's edits, grid and sweeps; its marker last, so a crash leaves it undone.
+    Returns the identity distance of each edited image (see `_identities`)."""
     code = load_npy(item.code)
     if code.shape != (generator.num_ws, generator.w_dim):
         raise BadCodeShape(f"code of shape {list(code.shape)}, this generator takes [{generator.num_ws}, {generator.w_dim}]")
@@ -281,9 +319,11 @@ def _edit_one(item: CodeItem, target: Path, planned: list[Path], previous: dict,
     if options.animate:
         for spec in specs:
             write_sweep(target / f"{spec.slug}.{options.animate}", [rendered[(spec.name, s)] for s in spec.strengths])
+    identities = _identities(item, specs, rendered)
     _remove_stale(previous, planned)
     atomic.write_json(target / MARKER_NAME, {"version": MARKER_VERSION, "fingerprint": item_print,
-                                             "outputs": [str(p.resolve()) for p in planned]})
+                                             "outputs": [str(p.resolve()) for p in planned], "identity": identities})
+    return identities
 
 
 def _remove_stale(previous: dict, planned: list[Path]) -> None:

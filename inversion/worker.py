@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from common import atomic, images
+from common.identity import NO_FACE_IN_PHOTO, descriptor, identity_distance
 from common.devices import resolve_device
 from generators.checkpoint import LoadedCheckpoint, load_checkpoint
 from inversion.encoder import load_encoder
@@ -144,6 +145,13 @@ class InversionWorker:
         if result.failure[index] is not None:
             return Outcome(job.aligned, "failed", f"inversion failed ({result.failure[index]}); no code written")
         code_path, rec_path, info_path = output_paths(self.out_dir, job.name)
+        reconstruction = images.tensor_to_uint8(result.reconstructions[index : index + 1])[0]
+        encoder_only = images.tensor_to_uint8(result.start_reconstructions[index : index + 1])[0] if self.encoder is not None else None
+        photo_descriptor = descriptor(images.read_rgb(job.aligned))
+
+        def identity(render):
+            return NO_FACE_IN_PHOTO if photo_descriptor is None else identity_distance(None, render, photo_descriptor)
+
         metrics = {
             "aligned": str(Path(job.aligned).resolve()),
             "mse": round(result.mse[index].item(), 6),
@@ -155,19 +163,25 @@ class InversionWorker:
             "seconds": round(result.seconds / batch, 3),
             "steps": self.settings.steps,
             "encoder": self.encoder_path is not None,
+            # dlib face-descriptor distance to the photo's crop (under 0.6: the same person), or why there is none
+            "identity": identity(reconstruction),
+            "start_identity": identity(encoder_only) if encoder_only is not None else None,
         }
         atomic.save_npy(code_path, result.ws[index].detach().cpu().numpy().astype(np.float32))
-        images.save_rgb(rec_path, images.tensor_to_uint8(result.reconstructions[index : index + 1])[0])
+        images.save_rgb(rec_path, reconstruction)
         encoder_png = rec_path.with_name(rec_path.name.replace("_rec.png", "_encoder.png"))
-        if self.encoder is not None:
-            images.save_rgb(encoder_png, images.tensor_to_uint8(result.start_reconstructions[index : index + 1])[0])
+        if encoder_only is not None:
+            images.save_rgb(encoder_png, encoder_only)
         else:
             encoder_png.unlink(missing_ok=True)
         record = {"code": str(code_path.resolve()), "reconstruction": str(rec_path.resolve()),
                   "encoder_reconstruction": str(encoder_png.resolve()) if self.encoder is not None else None,
                   "aligned": metrics["aligned"], "meta": str(Path(job.meta).resolve()) if job.meta else None,
-                  "psnr": metrics["psnr"]}
+                  "psnr": metrics["psnr"], "identity": metrics["identity"]}
         atomic.write_json(info_path, {"record": record, "metrics": metrics, "fingerprint": job.crop_print,
+                                      # the person in the photo's crop, so `edit` scores its edits without redoing it
+                                      "photo_descriptor": [round(float(v), 6) for v in photo_descriptor]
+                                      if photo_descriptor is not None else None,
                                       "generator_sha256": self.generator_sha256,
                                       "generator": str(self.generator_path.resolve()), "time": time.time()})
         return Outcome(job.aligned, "inverted", record=record, metrics=metrics)

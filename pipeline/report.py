@@ -22,6 +22,7 @@ import cv2
 from common import atomic
 from common.demo_models import DEMO_WARNING
 from common.fingerprint import content_sha256
+from common.identity import DRIFT_WARNING, SAME_PERSON, drifted
 from common.images import read_rgb, save_rgb
 from common.json_files import parse_json_text, read_json
 from common.photo_io import read_photo
@@ -70,9 +71,34 @@ def _edit_and_strength(photo: Path) -> tuple[str, float]:
         return edit, 0.0
 
 
-def _quality(psnr, lpips) -> str:
+def _quality(psnr, lpips, identity=None) -> str:
     text = f"PSNR {psnr if psnr is not None else '?'} dB"
-    return text + (f", LPIPS {lpips}" if lpips is not None else "")
+    text += f", LPIPS {lpips}" if lpips is not None else ""
+    if isinstance(identity, (int, float)):
+        text += f", identity {identity:.2f}" + (f" ({DRIFT_WARNING})" if drifted(identity) else "")
+    elif isinstance(identity, str):
+        text += f", identity: {html.escape(identity)}"
+    return text
+
+
+def _identity_line(edits_dir: Path) -> str:
+    """Each edit's identity distance to the photo (from the edit marker), the ones past the threshold marked."""
+    marker = _read_json(edits_dir / ".edit.json")
+    scores = marker.get("identity") if isinstance(marker, dict) and isinstance(marker.get("identity"), dict) else {}
+    scores = {name: value for name, value in scores.items() if name != "reconstruction.png"}
+    if not scores:
+        return ""
+    chips = []
+    for name in sorted(scores, key=lambda n: (_edit_and_strength(Path("photo_" + Path(n).stem)))):
+        value = scores[name]
+        edit, strength = _edit_and_strength(Path("photo_" + Path(name).stem))
+        shown = f"{value:.2f}" if isinstance(value, (int, float)) else html.escape(str(value))
+        css = ' class="drift"' if drifted(value) else ""
+        chips.append(f"<span{css}>{html.escape(edit)} {strength:+g}: {shown}</span>")
+    far = sum(drifted(value) for value in scores.values())
+    warning = f' <strong class="drift">{far} {DRIFT_WARNING}</strong>' if far else ""
+    return (f'<p class="identity">identity distance to the photo (dlib; under {SAME_PERSON}: the same person):{warning} '
+            + " ".join(chips) + "</p>")
 
 
 def thumbnail(image: Path, out: Path, upright: bool = False) -> Path:
@@ -161,10 +187,10 @@ def _face_block(face: _Face, number: int, out: Path, untouched: dict[str, object
     encoder_only = record.get("encoder_reconstruction")
     if isinstance(encoder_only, str) and Path(encoder_only).is_file():
         cells.append(f'<figure>{_img(Path(encoder_only), out, "encoder only")}<figcaption>encoder only, '
-                     f'{_quality(metrics.get("start_psnr"), metrics.get("start_lpips"))}</figcaption></figure>')
+                     f'{_quality(metrics.get("start_psnr"), metrics.get("start_lpips"), metrics.get("start_identity"))}</figcaption></figure>')
     label = f"optimised ({metrics.get('steps', '?')} steps)" if encoder_only else "reconstruction"
     cells.append(f'<figure>{_img(Path(record["reconstruction"]), out, "reconstruction")}<figcaption>{label}, '
-                 f'{_quality(metrics.get("psnr"), metrics.get("lpips"))}</figcaption></figure>')
+                 f'{_quality(metrics.get("psnr"), metrics.get("lpips"), metrics.get("identity"))}</figcaption></figure>')
     grid = out / "edits" / face.name / "grid.png"
     if grid.is_file():
         cells.append(f'<figure class="wide">{_img(grid, out, "edit grid")}<figcaption>edits: rows = directions, '
@@ -172,7 +198,8 @@ def _face_block(face: _Face, number: int, out: Path, untouched: dict[str, object
     note = (f' <small>left untouched in the photo: {untouched[face.name]} px, under the size limit</small>'
             if face.name in untouched else "")
     return (f'<div class="face" id="face-{html.escape(face.name)}"><h4><span class="number">{number}</span> '
-            f'{html.escape(face.name)}{note}</h4><div class="row">{"".join(cells)}</div></div>')
+            f'{html.escape(face.name)}{note}</h4><div class="row">{"".join(cells)}</div>'
+            f'{_identity_line(out / "edits" / face.name)}</div>')
 
 
 def _face_marks(faces: list[_Face], untouched: set[str]) -> str:
@@ -331,6 +358,8 @@ svg.marks text {{ fill: #ffd400; font-weight: 700; paint-order: stroke; stroke: 
 svg.marks g.untouched rect {{ stroke: #bbb; stroke-dasharray: 4 3; }} svg.marks g.untouched text {{ fill: #bbb; }}
 .number {{ display: inline-block; min-width: 1.4em; text-align: center; background: #ffd400; border-radius: 3px; }}
 button.flip {{ font-size: 0.95em; }}
+.identity {{ font-size: 0.85em; color: #555; }} .identity span {{ margin-right: 0.8em; white-space: nowrap; }}
+.drift {{ color: #b00020; font-weight: 600; }}
 .sweep video, .sweep img {{ max-height: 320px; width: auto; }}
 figcaption, .source {{ color: #666; font-size: 0.85em; }}
 section.photo {{ border-top: 1px solid #ddd; padding-top: 1em; margin-top: 1em; }}

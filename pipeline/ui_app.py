@@ -277,6 +277,9 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
             crop, screen = session.edit_face(opened, panel.moves(controls), paste_on)
             metrics = opened.inversion
             quality = f"PSNR {metrics.get('psnr', '?')} dB" + (f", LPIPS {metrics['lpips']}" if metrics.get("lpips") else "")
+            identity = metrics.get("identity")
+            if identity is not None:  # dlib's distance to the photo's person, or why there is none
+                quality += f", identity {identity:.2f}" if isinstance(identity, (int, float)) else f", identity: {identity}"
             return (face.name, for_display(crop), screen if screen is not None else opened.screen_photo,
                     f"**{face.label}** inverted ({metrics.get('steps', steps_value)} steps, {quality}). Move a slider.")
 

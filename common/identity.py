@@ -1,0 +1,77 @@
+"""Identity distance: does a reconstruction or an edit still look like the person in the photo?
+
+dlib's face-recognition ResNet (shipped by `face-recognition-models`) maps a face to a 128-d
+descriptor; two photos of the same person are under 0.6 apart (dlib's threshold: 99.38 % on LFW).
+Measured on `../shared/photos/face-recognition`: obama / obama2 / obama3 / obama_small 0.07-0.42 apart,
+biden / biden2 0.43, obama vs biden 0.76-0.86. It works offline, unlike ArcFace (the measure of the
+HyperStyle / PTI papers), so its figures are not theirs, but it answers the same question.
+
+Every image is an aligned crop or a render of one (the face fills the middle), so the face is found
+again with dlib's frontal detector on the crop brought to 256 px, its 5 landmarks fitted, and the
+descriptor computed from dlib's own aligned face chip. A render in which no face is found gets
+`NO_FACE_IN_RENDER` instead of a number: an untrained generator's noise has no identity to score.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+
+import cv2
+import dlib
+import numpy as np
+
+from common.dlib_models import model_path
+
+SAME_PERSON = 0.6  # dlib's threshold: descriptors of one person are closer than this
+NO_FACE_IN_RENDER = "no face in the render"
+NO_FACE_IN_PHOTO = "no face in the photo's crop"
+DRIFT_WARNING = "may no longer look like the same person"
+_SIDE = 256  # crops and renders are brought to this size before detection (the detector finds faces from ~40 px)
+_lock = threading.Lock()  # dlib's models are shared by the threads of the editor
+
+
+@lru_cache(maxsize=1)
+def _models():
+    return (dlib.get_frontal_face_detector(), dlib.shape_predictor(str(model_path("5"))),
+            dlib.face_recognition_model_v1(str(model_path("recognition"))))
+
+
+def descriptor(rgb: np.ndarray) -> np.ndarray | None:
+    """The 128-d descriptor of the largest face in an RGB uint8 crop, or None when no face is found."""
+    image = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
+    if image.shape[0] != _SIDE or image.shape[1] != _SIDE:
+        interpolation = cv2.INTER_AREA if image.shape[0] > _SIDE else cv2.INTER_CUBIC
+        image = cv2.resize(image, (_SIDE, _SIDE), interpolation=interpolation)
+    detector, predictor, recognition = _models()
+    with _lock:
+        boxes = detector(image, 1)
+        if not boxes:
+            return None
+        box = max(boxes, key=lambda rect: rect.width() * rect.height())
+        shape = predictor(image, box)
+        return np.asarray(recognition.compute_face_descriptor(image, shape), dtype=np.float64)
+
+
+def distance_between(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return round(float(np.linalg.norm(a - b)), 4)
+
+
+def identity_distance(photo_crop: np.ndarray | None, render: np.ndarray,
+                      photo_descriptor: np.ndarray | None = None) -> float | str:
+    """How far `render` is from the person of `photo_crop` (or of its precomputed descriptor), or the
+    words for why there is no number."""
+    reference = photo_descriptor if photo_descriptor is not None else (descriptor(photo_crop) if photo_crop is not None else None)
+    if reference is None:
+        return NO_FACE_IN_PHOTO
+    found = descriptor(render)
+    if found is None:
+        return NO_FACE_IN_RENDER
+    return distance_between(reference, found)
+
+
+def drifted(value: float | str | None) -> bool:
+    """An identity distance past the same-person threshold (words and missing values are not)."""
+    return isinstance(value, (int, float)) and value >= SAME_PERSON
