@@ -1,0 +1,92 @@
+"""Pivotal tuning against danielroich/PTI's own run (`../shared/reference/pti_*`): five steps of
+`SingleIDCoach.train()` on the `nvidia` fixture generator, l2 + locality regulariser, LPIPS 0 (no
+backbone offline). Tolerances from the fixtures' README: losses rtol 1e-5, images atol 1e-4, tuned
+weights atol 1e-5."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from generators.checkpoint import load_checkpoint
+from inversion.pivotal_tuning import TuningSettings, apply_delta, morphed_code, tune, weight_delta
+from tests.reference_checkpoints import REFERENCE, load_case, nvidia_kwargs, write_nvidia_snapshot
+
+pytestmark = pytest.mark.skipif(not (REFERENCE / "pti_expected.npz").is_file(), reason="PTI fixtures not found")
+
+# The reference run's settings (pti_config.json): PTI's defaults with the locality regulariser on, its LPIPS
+# terms at 0 and no early stop (an LPIPS stand-in returning 0 would stop it before the first update).
+REFERENCE_SETTINGS = TuningSettings(steps=5, lr=3e-4, lambda_l2=1.0, lambda_lpips=0.0, lpips_threshold=-1.0, locality=True,
+                                    locality_alpha=30.0, locality_samples=1, locality_interval=1, locality_l2=0.1,
+                                    locality_lpips=0.0, locality_psi=0.5)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    params, _, expected = load_case("pti")
+    _, nvidia_config, _ = load_case("nvidia")
+    folder = tmp_path_factory.mktemp("pti")
+    path = write_nvidia_snapshot(folder / "network-snapshot.pkl", params, nvidia_kwargs(nvidia_config, "G"), None,
+                                 folder / "PWNED")
+    torch.manual_seed(0)
+    generator = load_checkpoint(path).build_generator("cpu")
+    return generator, expected
+
+
+def test_tuning_matches_pti_step_by_step(reference):
+    generator, expected = reference
+    pivot = torch.from_numpy(expected["w_pivot"])
+    target = torch.from_numpy(expected["target"])
+    with torch.no_grad():
+        np.testing.assert_allclose(generator.render(pivot).numpy(), expected["img_pivot_step0"], rtol=0, atol=1e-4)
+    rng = np.random.RandomState(5101)  # PTI: np.random.seed(5101) just before train(), then np.random.randn
+    np.testing.assert_array_equal(np.random.RandomState(5101).randn(5, 1, 128).reshape(5, 1, 128), expected["reg_z"])
+    seen: dict[int, dict] = {}
+
+    def after_step(step, tuned, losses):
+        with torch.no_grad():
+            seen[step] = {"image": tuned.render(pivot).numpy(),
+                          "params": {name: value.detach().clone() for name, value in tuned.synthesis.named_parameters()}}
+
+    result = tune(generator, pivot, target, REFERENCE_SETTINGS, perceptual=None, rng=rng, after_step=after_step)
+    assert result.steps_run == 5 and not result.stopped_early
+    for name, ours in (("loss_total", [s.total for s in result.losses]), ("loss_l2", [s.l2 for s in result.losses]),
+                       ("loss_reg", [s.locality for s in result.losses]), ("loss_reg_mse", [s.locality_mse for s in result.losses])):
+        np.testing.assert_allclose(ours, expected[name], rtol=1e-5, atol=1e-12, err_msg=name)
+    assert result.losses[0].locality == 0.0  # at step 1 the tuned copy equals the frozen generator
+    for step in range(1, 6):
+        np.testing.assert_allclose(seen[step]["image"], expected[f"img_pivot_step{step}"], rtol=0, atol=1e-4, err_msg=f"step {step}")
+    for step in (1, 5):
+        prefix = f"tuned_step{step}.G_ema.synthesis."
+        names = [key[len(prefix):] for key in expected if key.startswith(prefix)]
+        assert len(names) == 52 and set(names) == set(seen[step]["params"])
+        for name in names:
+            np.testing.assert_allclose(seen[step]["params"][name].numpy(), expected[prefix + name], rtol=0, atol=1e-5,
+                                       err_msg=f"{name} after step {step}")
+    untouched = dict(generator.mapping.named_parameters())
+    for name, value in result.generator.mapping.named_parameters():
+        assert torch.equal(value, untouched[name])  # only what the render reads is tuned
+
+
+def test_the_regulariser_codes_lie_at_alpha_from_the_pivot(reference):
+    generator, expected = reference
+    pivot = torch.from_numpy(expected["w_pivot"])
+    z = torch.from_numpy(expected["reg_z"][0]).float()
+    with torch.no_grad():
+        code = morphed_code(pivot, generator.sample_codes(z, truncation_psi=0.5), 30.0)
+    np.testing.assert_allclose(code.numpy(), expected["reg_w_morphed"][0], rtol=0, atol=1e-4)
+    assert abs(torch.norm(code - pivot).item() - 30.0) < 1e-3
+
+
+def test_a_stored_delta_rebuilds_the_tuned_generator(reference):
+    generator, expected = reference
+    pivot, target = torch.from_numpy(expected["w_pivot"]), torch.from_numpy(expected["target"])
+    result = tune(generator, pivot, target, TuningSettings(steps=2, lambda_lpips=0, locality_lpips=0), perceptual=None)
+    delta = weight_delta(generator, result.generator)
+    assert delta and all(name.startswith("synthesis.") for name in delta)
+    rebuilt = apply_delta(generator, delta)
+    with torch.no_grad():
+        np.testing.assert_allclose(rebuilt.render(pivot).numpy(), result.generator.render(pivot).numpy(), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="does not have"):
+        apply_delta(generator, {"synthesis.nothing": torch.zeros(1)})
