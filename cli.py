@@ -250,6 +250,23 @@ def align(
     _finish(summary.crops)
 
 
+TUNE_HELP = ("Pivotal tuning (PTI) after inversion: up to N steps tuning a copy of the generator around each face's code, "
+             "stored beside it (0: off).")
+TUNE_PRECISION_HELP = "How the tuned weights are stored: fp16 (half the disk) or fp32."
+
+
+def _tuning(steps: int, precision: str):
+    """--tune / --tune-precision as the stages take them (None: no tuning)."""
+    from inversion.pivotal_tuning import TuningSettings
+    from inversion.worker import Tuning
+
+    if precision not in ("fp16", "fp32"):
+        raise UserError(f"--tune-precision {precision!r}: expected fp16 or fp32")
+    settings = TuningSettings(steps=steps)
+    settings.validate()
+    return Tuning(settings, precision) if steps > 0 else None
+
+
 RAY_HELP = "Invert on Ray workers: auto (this machine) or a cluster address (ray://HOST:10001); OUT must be on storage every worker sees."
 WORKERS_HELP = "Ray workers (default: one per GPU with --gpus-per-worker, else one per 2 CPUs)."
 
@@ -286,8 +303,10 @@ def invert(
     ray: Optional[str] = typer.Option(None, "--ray", metavar="auto|ADDRESS", help=RAY_HELP),
     workers: Optional[int] = typer.Option(None, "--workers", metavar="N", help=WORKERS_HELP),
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", metavar="N", help="GPUs reserved per Ray worker (e.g. 1)."),
+    tune_steps: int = typer.Option(0, "--tune", metavar="N", help=TUNE_HELP),
+    tune_precision: str = typer.Option("fp16", "--tune-precision", metavar="fp16|fp32", help=TUNE_PRECISION_HELP),
 ) -> None:
-    """In-domain GAN inversion: encoder start + regularised optimisation of each crop's W+ code."""
+    """In-domain GAN inversion: encoder start + regularised optimisation of each crop's W+ code (+ pivotal tuning)."""
     from inversion.optimize import InversionSettings
     from inversion.stage import run_invert
 
@@ -297,7 +316,7 @@ def invert(
     generator_path, encoder_path = _generator_and_encoder(generator, encoder)
     summary = run_invert(aligned, out, generator_path, encoder_path, settings, perceptual, vgg, _batch_size(batch_size), device,
                          overwrite, emit=_emit, say=_say, shared_dir=_shared_dir(),
-                         ray=_ray_settings(ray, workers, gpus_per_worker))
+                         ray=_ray_settings(ray, workers, gpus_per_worker), tuning=_tuning(tune_steps, tune_precision))
     _say(f"inverted {summary['inverted']} crop(s), {summary['skipped']} already done, {summary['failed']} failed, "
          f"{summary['unreadable']} unreadable (metrics in {out / 'metrics.jsonl'})")
     _finish(summary["inverted"] + summary["skipped"])
@@ -368,6 +387,8 @@ def run(
     ray: Optional[str] = typer.Option(None, "--ray", metavar="auto|ADDRESS", help=RAY_HELP),
     workers: Optional[int] = typer.Option(None, "--workers", metavar="N", help=WORKERS_HELP),
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", metavar="N", help="GPUs reserved per Ray worker (e.g. 1)."),
+    tune_steps: int = typer.Option(0, "--tune", metavar="N", help=TUNE_HELP),
+    tune_precision: str = typer.Option("fp16", "--tune-precision", metavar="fp16|fp32", help=TUNE_PRECISION_HELP),
 ) -> None:
     """The whole job: align -> invert -> factorize (cached) -> edit, with paste-back and an HTML report."""
     from pipeline.run import RunOptions, run_pipeline
@@ -377,7 +398,7 @@ def run(
         edits=tuple(edits) if edits else () if recipe is not None else RunOptions.edits, recipe=recipe, factorize_layers=layers, num_directions=num_directions,
         labels=labels, size=size, steps=steps, batch_size=_batch_size(batch_size), perceptual=perceptual, vgg=vgg, largest=largest,
         mask=mask, animate=animate, max_pixels=max_pixels, quality=quality, min_face_size=min_face_size, per_face=per_face,
-        preview=preview, ray=_ray_settings(ray, workers, gpus_per_worker),
+        preview=preview, ray=_ray_settings(ray, workers, gpus_per_worker), tuning=_tuning(tune_steps, tune_precision),
     )
     result = run_pipeline(photos, out, generator_path, encoder, options, device, say=_say, shared_dir=_shared_dir(),
                           generator_label=generator or "the bundled demo generator")

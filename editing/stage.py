@@ -26,6 +26,7 @@ from common.directions_file import LABELS_NAME, DirectionsFile, load_directions
 from common.errors import UserError
 from common.failures import FailureLog
 from common.fingerprint import content_sha256, fingerprint
+from common.tuned_weights import BadDelta, apply_delta, read_delta, tuned_path
 from common.identity import DRIFT_WARNING, NO_FACE_IN_PHOTO, SAME_PERSON, descriptor, drifted, identity_distance
 from common.json_files import read_json_object
 from common.layer_spec import parse_layer_spec
@@ -214,7 +215,9 @@ def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: Direc
         try:
             if options.paste_back and item.meta is not None:
                 sidecar = read_sidecar(item.meta)
-            item_print = fingerprint(code=content_sha256(item.code), **shared_print)
+            delta_file = tuned_path(item.code)  # pivotal tuning's weights for this face, from `invert --tune`
+            tuned = content_sha256(delta_file) if delta_file.is_file() else None
+            item_print = fingerprint(code=content_sha256(item.code), **shared_print, **({"tuned": tuned} if tuned else {}))
         except BadSidecar as exc:
             summary["failed"] += 1
             failures.add(item.code, "bad_sidecar", str(exc))
@@ -235,8 +238,15 @@ def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: Direc
             if previous:
                 summary["redone"] += 1
             try:
-                identities = _edit_one(item, target, planned, previous, generator, directions, specs, layers, options, device,
+                try:
+                    face_generator = apply_delta(generator, read_delta(delta_file, shared_print["generator"])) if tuned else generator
+                except (BadDelta, ValueError) as exc:
+                    summary["failed"] += 1
+                    failures.add(item.code, "bad_tuning", str(exc))
+                    continue
+                identities = _edit_one(item, target, planned, previous, face_generator, directions, specs, layers, options, device,
                                        item_print)
+                del face_generator  # one tuned generator at a time, however many faces
             except BadArray as exc:
                 summary["failed"] += 1
                 failures.add(item.code, "bad_code", f"not a usable code: {exc}")

@@ -155,19 +155,3 @@ def weight_delta(original: torch.nn.Module, tuned: torch.nn.Module) -> dict[str,
     before = dict(original.named_parameters())
     return {name: (value.detach() - before[name].detach()).cpu() for name, value in tuned.named_parameters()
             if not torch.equal(value.detach(), before[name].detach())}
-
-
-def apply_delta(generator: torch.nn.Module, delta: dict[str, torch.Tensor]) -> torch.nn.Module:
-    """A copy of `generator` with a stored delta added: the tuned generator of one photo."""
-    tuned = copy.deepcopy(generator)
-    parameters = dict(tuned.named_parameters())
-    unknown = sorted(set(delta) - set(parameters))
-    if unknown:
-        raise ValueError(f"the tuning delta names parameters this generator does not have: {unknown[:3]}")
-    with torch.no_grad():
-        for name, change in delta.items():
-            if change.shape != parameters[name].shape:
-                raise ValueError(f"the tuning delta of {name} has shape {list(change.shape)}, "
-                                 f"the generator's is {list(parameters[name].shape)}")
-            parameters[name].add_(change.to(parameters[name].device, parameters[name].dtype))
-    return tuned

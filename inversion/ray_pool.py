@@ -78,7 +78,7 @@ def worker_count(ray, settings: RaySettings) -> int:
 
 def run_on_ray(batches: list[list[CropJob]], out_dir: Path, generator_path: Path, encoder_path: Path | None,
                settings: InversionSettings, vgg_file: Path | None, ray_settings: RaySettings,
-               say: Callable[[str], None]) -> Iterator[list[Outcome]]:
+               say: Callable[[str], None], tuning=None) -> Iterator[list[Outcome]]:
     """Yield each batch's outcomes as workers finish them (in completion order)."""
     ray_settings.validate()
     ray = connect(ray_settings)
@@ -93,7 +93,7 @@ def run_on_ray(batches: list[list[CropJob]], out_dir: Path, generator_path: Path
     def new_actor():
         return remote_worker.remote(Path(out_dir).resolve(), Path(generator_path).resolve(),
                                     Path(encoder_path).resolve() if encoder_path is not None else None, settings, vgg_file,
-                                    device, (marker.resolve(), token))
+                                    device, (marker.resolve(), token), tuning=tuning)
 
     actors = {number: new_actor() for number in range(1, count + 1)}
     say(f"inverting {sum(len(b) for b in batches)} crop(s) on {count} Ray worker(s) ({ray_settings.address})")

@@ -30,7 +30,8 @@ from generators.checkpoint import load_checkpoint
 from inversion.encoder import load_encoder
 from inversion.optimize import InversionSettings
 from inversion.ray_pool import RaySettings
-from inversion.worker import CropJob, InversionWorker, output_paths
+from inversion.worker import CropJob, InversionWorker, Tuning, output_paths
+from common.tuned_weights import delta_fingerprint, tuned_path
 from inversion.perceptual import choose_perceptual, find_vgg_weights
 
 INFO_VERSION = 3  # 3: the encoder-only reconstruction is kept beside the optimised one
@@ -97,10 +98,14 @@ def run_invert(
     shared_dir: Path | None = None,
     ray: RaySettings | None = None,
     plan: "Plan | None" = None,
+    tuning: Tuning | None = None,
 ) -> dict:
     """Invert every crop; `batch_size` None picks one for the device (see `auto_batch_size`);
     `ray` runs the batches on Ray workers (`inversion.ray_pool`); `plan` is told what is about to be
-    done before the first batch (see `Plan`)."""
+    done before the first batch (see `Plan`); `tuning` runs pivotal tuning after each crop's inversion."""
+    if tuning is not None:
+        tuning.settings.validate()
+        tuning = tuning if tuning.settings.steps > 0 else None
     perceptual, notice = choose_perceptual(perceptual, vgg_path, shared_dir)
     settings.validate()
     if batch_size is not None and batch_size < 1:
@@ -110,7 +115,8 @@ def run_invert(
     items = list_crops(input_spec, stdin, exclude=out_dir)
     with claimed_output_folder(out_dir):
         return _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptual, vgg_path,
-                           batch_size or auto_batch_size(device), device, overwrite, emit, say, shared_dir, ray, notice, plan)
+                           batch_size or auto_batch_size(device), device, overwrite, emit, say, shared_dir, ray, notice, plan,
+                           tuning)
 
 
 def require_invertible(checkpoint, generator_path: Path, space: str = "w+") -> None:
@@ -127,7 +133,7 @@ def require_invertible(checkpoint, generator_path: Path, space: str = "w+") -> N
 
 def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptual, vgg_path, batch_size, device,
                 overwrite, emit, say, shared_dir, ray: RaySettings | None = None, notice: str | None = None,
-                plan: "Plan | None" = None) -> dict:
+                plan: "Plan | None" = None, tuning: Tuning | None = None) -> dict:
     """Plan (fingerprints: which crops need work), run the batches (here, or on Ray workers), record
     (failures, metrics, JSON lines, counts) as the outcomes come back."""
     checkpoint = load_checkpoint(generator_path)
@@ -143,6 +149,8 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
         "perceptual": perceptual, "vgg": [vgg_file.name, vgg_file.stat().st_size] if vgg_file is not None else None,
         **asdict(settings),
     }
+    if tuning is not None:  # only then: codes inverted without --tune keep their fingerprints
+        common_settings["tuning"] = {**asdict(tuning.settings), "precision": tuning.precision}
     failures = FailureLog(out_dir, say, key="aligned")
     summary = {"inverted": 0, "skipped": 0, "failed": 0, "unreadable": 0, "redone": 0}
     pending: list[CropJob] = []
@@ -155,8 +163,9 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
             failures.add(item.aligned, "unreadable", f"cannot read ({exc.strerror or exc})")
             continue
         info = atomic.read_json_object(info_path)
+        tuned_done = tuning is None or delta_fingerprint(tuned_path(code_path)) == crop_print
         if not overwrite and info is not None and info.get("fingerprint") == crop_print and code_path.is_file() \
-                and rec_path.is_file():
+                and rec_path.is_file() and tuned_done:
             summary["skipped"] += 1
             emit(info["record"])
             continue
@@ -176,9 +185,10 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
 
         if plan is not None:
             plan(len(pending), len(items), None)
-        results = run_on_ray(batches, out_dir, generator_path, encoder_path, settings, vgg_file, ray, say)
+        results = run_on_ray(batches, out_dir, generator_path, encoder_path, settings, vgg_file, ray, say, tuning)
     else:
-        worker = InversionWorker(out_dir, generator_path, encoder_path, settings, vgg_file, str(device), checkpoint=checkpoint)
+        worker = InversionWorker(out_dir, generator_path, encoder_path, settings, vgg_file, str(device), checkpoint=checkpoint,
+                                 tuning=tuning)
         worker.say = say
         if plan is not None:
             plan(len(pending), len(items), lambda: worker.seconds_per_crop(min(batch_size, len(pending))))

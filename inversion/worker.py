@@ -27,6 +27,16 @@ from inversion.encoder import load_encoder
 from inversion.memory import HalvingRunner, OutOfMemory
 from inversion.optimize import InversionResult, InversionSettings, invert, psnr_from_mse
 from inversion.perceptual import LPIPS
+from inversion.pivotal_tuning import TuningSettings, tune, weight_delta
+from common.tuned_weights import tuned_path, write_delta
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What `invert --tune` asks: PTI's settings and how the delta is stored."""
+
+    settings: TuningSettings
+    precision: str = "fp16"
 
 
 @dataclass(frozen=True)
@@ -79,8 +89,10 @@ def merge_results(parts: list[InversionResult]) -> InversionResult:
 class InversionWorker:
     def __init__(self, out_dir: Path, generator_path: Path, encoder_path: Path | None, settings: InversionSettings,
                  vgg_file: Path | None, device_name: str = "auto", storage_check: tuple[Path, str] | None = None,
-                 checkpoint: LoadedCheckpoint | None = None) -> None:
-        """`checkpoint`: the generator already read by the caller (a local run), so it is not read twice."""
+                 checkpoint: LoadedCheckpoint | None = None, tuning: Tuning | None = None) -> None:
+        """`checkpoint`: the generator already read by the caller (a local run), so it is not read twice.
+        `tuning`: pivotal tuning after the inversion (PTI), its delta stored beside each code."""
+        self.tuning = tuning
         if storage_check is not None:
             check_shared_storage(*storage_check)
         self.out_dir = Path(out_dir)
@@ -117,6 +129,27 @@ class InversionWorker:
         per_step = max(0.0, timed(2) - fixed) / 2
         return (fixed + per_step * self.settings.steps) / batch
 
+    def _tune(self, job: CropJob, pivot: torch.Tensor, target: torch.Tensor, code_path: Path, photo_descriptor) -> dict:
+        """PTI on this crop around its pivot: the delta written beside the code, the tuned reconstruction and
+        its metrics (PSNR, LPIPS, identity, steps run, seconds, bytes on disk)."""
+        target = target[None].to(self.device)
+        pivot = pivot.to(self.device)
+        result = tune(self.generator, pivot, target, self.tuning.settings, self.lpips)
+        delta = weight_delta(self.generator, result.generator)
+        path = write_delta(tuned_path(code_path), delta, self.generator_sha256, job.crop_print, self.tuning.precision)
+        with torch.no_grad():
+            image = result.generator.render(pivot)
+            mse = ((image - target) ** 2).mean()
+            lpips = self.lpips(image, target).mean().item() if self.lpips is not None else None
+        rgb = images.tensor_to_uint8(image)[0]
+        return {"image": rgb, "metrics": {
+            "tuned_psnr": round(psnr_from_mse(mse).item(), 3), "tuned_mse": round(mse.item(), 6),
+            "tuned_lpips": round(lpips, 5) if lpips is not None else None,
+            "tuned_identity": NO_FACE_IN_PHOTO if photo_descriptor is None else identity_distance(None, rgb, photo_descriptor),
+            "tune_steps": self.tuning.settings.steps, "tune_steps_run": result.steps_run,
+            "tune_stopped_early": result.stopped_early, "tune_seconds": round(result.seconds, 3),
+            "tuned_bytes": path.stat().st_size}}
+
     def _invert_targets(self, targets) -> list[InversionResult]:
         return [invert(self.generator, torch.stack(list(targets)).to(self.device), self.encoder, self.lpips, self.settings)]
 
@@ -138,10 +171,10 @@ class InversionWorker:
                     outcomes[index] = Outcome(job.aligned, "out_of_memory", str(exc))
             else:
                 for position, (index, job) in enumerate(kept):
-                    outcomes[index] = self._write(job, result, position, len(kept))
+                    outcomes[index] = self._write(job, result, position, len(kept), targets[position])
         return [outcomes[index] for index in range(len(jobs))]
 
-    def _write(self, job: CropJob, result: InversionResult, index: int, batch: int) -> Outcome:
+    def _write(self, job: CropJob, result: InversionResult, index: int, batch: int, target: torch.Tensor) -> Outcome:
         if result.failure[index] is not None:
             return Outcome(job.aligned, "failed", f"inversion failed ({result.failure[index]}); no code written")
         code_path, rec_path, info_path = output_paths(self.out_dir, job.name)
@@ -167,6 +200,14 @@ class InversionWorker:
             "identity": identity(reconstruction),
             "start_identity": identity(encoder_only) if encoder_only is not None else None,
         }
+        tuned_png = rec_path.with_name(rec_path.name.replace("_rec.png", "_tuned.png"))
+        if self.tuning is not None and self.tuning.settings.steps > 0:
+            tuned = self._tune(job, result.ws[index : index + 1].detach(), target, code_path, photo_descriptor)
+            metrics.update(tuned.pop("metrics"))
+            images.save_rgb(tuned_png, tuned.pop("image"))
+        else:  # a rerun without --tune: the earlier tuning no longer belongs to this code
+            tuned_path(code_path).unlink(missing_ok=True)
+            tuned_png.unlink(missing_ok=True)
         atomic.save_npy(code_path, result.ws[index].detach().cpu().numpy().astype(np.float32))
         images.save_rgb(rec_path, reconstruction)
         encoder_png = rec_path.with_name(rec_path.name.replace("_rec.png", "_encoder.png"))
@@ -177,7 +218,9 @@ class InversionWorker:
         record = {"code": str(code_path.resolve()), "reconstruction": str(rec_path.resolve()),
                   "encoder_reconstruction": str(encoder_png.resolve()) if self.encoder is not None else None,
                   "aligned": metrics["aligned"], "meta": str(Path(job.meta).resolve()) if job.meta else None,
-                  "psnr": metrics["psnr"], "identity": metrics["identity"]}
+                  "psnr": metrics["psnr"], "identity": metrics["identity"],
+                  "tuned": str(tuned_path(code_path).resolve()) if tuned_path(code_path).is_file() and self.tuning else None,
+                  "tuned_reconstruction": str(tuned_png.resolve()) if tuned_png.is_file() and self.tuning else None}
         atomic.write_json(info_path, {"record": record, "metrics": metrics, "fingerprint": job.crop_print,
                                       # the person in the photo's crop, so `edit` scores its edits without redoing it
                                       "photo_descriptor": [round(float(v), 6) for v in photo_descriptor]

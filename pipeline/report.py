@@ -81,6 +81,12 @@ def _quality(psnr, lpips, identity=None) -> str:
     return text
 
 
+def _bytes(count) -> str:
+    if not isinstance(count, int):
+        return "? MB"
+    return f"{count / 2**20:.1f} MB" if count >= 2**20 else f"{count / 1024:.0f} KB"
+
+
 def _identity_line(edits_dir: Path) -> str:
     """Each edit's identity distance to the photo (from the edit marker), the ones past the threshold marked."""
     marker = _read_json(edits_dir / ".edit.json")
@@ -191,6 +197,12 @@ def _face_block(face: _Face, number: int, out: Path, untouched: dict[str, object
     label = f"optimised ({metrics.get('steps', '?')} steps)" if encoder_only else "reconstruction"
     cells.append(f'<figure>{_img(Path(record["reconstruction"]), out, "reconstruction")}<figcaption>{label}, '
                  f'{_quality(metrics.get("psnr"), metrics.get("lpips"), metrics.get("identity"))}</figcaption></figure>')
+    tuned = record.get("tuned_reconstruction")
+    if isinstance(tuned, str) and Path(tuned).is_file():
+        cells.append(f'<figure>{_img(Path(tuned), out, "tuned")}<figcaption>pivotal tuning '
+                     f'({metrics.get("tune_steps_run", "?")} steps, {_bytes(metrics.get("tuned_bytes"))}), '
+                     f'{_quality(metrics.get("tuned_psnr"), metrics.get("tuned_lpips"), metrics.get("tuned_identity"))}'
+                     f'</figcaption></figure>')
     grid = out / "edits" / face.name / "grid.png"
     if grid.is_file():
         cells.append(f'<figure class="wide">{_img(grid, out, "edit grid")}<figcaption>edits: rows = directions, '

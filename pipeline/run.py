@@ -34,6 +34,7 @@ from inversion.optimize import InversionSettings
 from inversion.ray_pool import RaySettings
 from inversion.perceptual import PERCEPTUAL_CHOICES, choose_perceptual
 from inversion.stage import require_invertible, run_invert
+from inversion.worker import Tuning
 from common.fingerprint import content_sha256
 from factorization.preview import SMALL_PREVIEW, PreviewSettings
 from common.demo_models import DEMO_ENCODER, DEMO_GENERATOR, DEMO_WARNING, is_demo_generator
@@ -66,6 +67,7 @@ class RunOptions:
     animate: str | None = None
     recipe: Path | None = None  # a recipe from `sefa-edit ui`, applied as one more edit
     ray: RaySettings | None = None  # invert on Ray workers
+    tuning: Tuning | None = None  # pivotal tuning after inversion (invert --tune)
     preview: bool = False  # the directions page's full sample grids (factorize --preview); else SMALL_PREVIEW
     seed: int = 0
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -168,7 +170,9 @@ def _settings_shown(options: RunOptions, factorize_layers: str, perceptual: str,
                     vgg_missing: bool = False) -> dict[str, str]:
     """Every setting that changes what the report shows, as the user would write it."""
     return {
-        "aligned size": f"{options.size} px", "inversion": f"{options.steps} steps, lr {options.lr}, seed {options.seed}",
+        "aligned size": f"{options.size} px", "inversion": f"{options.steps} steps, lr {options.lr}, seed {options.seed}"
+                        + (f"; pivotal tuning up to {options.tuning.settings.steps} steps ({options.tuning.precision} deltas)"
+                           if options.tuning is not None else ""),
         "losses": losses_in_words(options.steps, perceptual, options.lambda_perceptual, options.lambda_encoder, has_encoder,
                                   vgg_missing),
         "directions": f"top {options.num_directions} of layers {factorize_layers}" + (f", labels {options.labels}" if options.labels else ""),
@@ -194,7 +198,8 @@ def _run_stages(photos, out, generator, generator_sha256, encoder, options, fact
         start = time.perf_counter()
         invert_summary = run_invert(str(out / "aligned"), out / "codes", generator, encoder, options.inversion_settings(), options.perceptual,
                                     options.vgg, options.batch_size, device, say=say, shared_dir=shared_dir, ray=options.ray,
-                                    plan=say_plan(say, align_summary.photos, options.steps, str(resolve_device(device))))
+                                    plan=say_plan(say, align_summary.photos, options.steps, str(resolve_device(device))),
+                                    tuning=options.tuning)
         times["invert"] = time.perf_counter() - start
 
         start = time.perf_counter()

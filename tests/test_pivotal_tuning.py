@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from generators.checkpoint import load_checkpoint
-from inversion.pivotal_tuning import TuningSettings, apply_delta, morphed_code, tune, weight_delta
+from common.tuned_weights import apply_delta
+from inversion.pivotal_tuning import TuningSettings, morphed_code, tune, weight_delta
 from tests.reference_checkpoints import REFERENCE, load_case, nvidia_kwargs, write_nvidia_snapshot
 
 pytestmark = pytest.mark.skipif(not (REFERENCE / "pti_expected.npz").is_file(), reason="PTI fixtures not found")
@@ -90,3 +91,53 @@ def test_a_stored_delta_rebuilds_the_tuned_generator(reference):
         np.testing.assert_allclose(rebuilt.render(pivot).numpy(), result.generator.render(pivot).numpy(), rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="does not have"):
         apply_delta(generator, {"synthesis.nothing": torch.zeros(1)})
+
+
+def test_invert_tune_stores_a_delta_that_edit_renders_with(tmp_path):
+    import json
+
+    from safetensors import safe_open
+
+    from common.images import read_rgb, save_rgb
+    from tests.hardening_helpers import GENERATOR, assert_same_picture, cli
+
+    crop = tmp_path / "crops" / "face.png"
+    crop.parent.mkdir()
+    save_rgb(crop, read_rgb(GENERATOR.parent / "examples" / "astronaut.jpg")[100:356, 130:386])
+    invert = ("invert", crop.parent, tmp_path / "codes", "-g", GENERATOR, "--steps", "2", "--tune", "8", "--device", "cpu",
+              "--perceptual", "none")
+    first = cli(*invert)
+    assert first.returncode == 0, first.stderr
+    codes = tmp_path / "codes"
+    metrics = json.loads((codes / "metrics.jsonl").read_text().splitlines()[-1])
+    assert metrics["tune_steps_run"] == 8 and metrics["tuned_psnr"] > metrics["psnr"] + 0.1, metrics
+    delta_file = codes / "face_tuned.safetensors"
+    with safe_open(str(delta_file), framework="pt") as opened:
+        assert {opened.get_tensor(name).dtype for name in opened.keys()} == {__import__("torch").float16}
+        assert all(name.startswith("synthesis.") for name in opened.keys())
+    assert metrics["tuned_bytes"] == delta_file.stat().st_size
+    record = json.loads(first.stdout.splitlines()[-1])
+    assert record["tuned"] == str(delta_file.resolve())
+
+    directions = tmp_path / "dirs"
+    assert cli("factorize", GENERATOR, "--out", directions, "-K", "2").returncode == 0
+    edit = ("edit", codes, tmp_path / "edits", "-g", GENERATOR, "-d", directions / "directions.npz", "--edit", "0=1",
+            "--device", "cpu")
+    edited = cli(*edit)
+    assert edited.returncode == 0, edited.stderr
+    # the edit stage renders this face with its tuned weights (the fp16 delta: within a grey level)
+    assert_same_picture(read_rgb(tmp_path / "edits" / "face" / "reconstruction.png"), read_rgb(codes / "face_tuned.png"),
+                        "the edit's reconstruction and the tuned one")
+
+    stamp = delta_file.stat().st_mtime_ns
+    again = cli(*invert)
+    assert again.returncode == 0 and "already done" in again.stderr and delta_file.stat().st_mtime_ns == stamp
+    untuned = cli(*invert[:-6], "--device", "cpu", "--perceptual", "none")  # the same without --tune: redone, delta gone
+    assert untuned.returncode == 0, untuned.stderr
+    assert not delta_file.exists() and not (codes / "face_tuned.png").exists()
+
+    assert cli(*invert).returncode == 0  # tuned again, then the delta is damaged: that face is reported and skipped
+    delta_file.write_bytes(b"\x00" * 64)
+    broken = cli(*edit)
+    assert broken.returncode == 1 and "not a readable tuning delta" in broken.stderr, broken.stderr
+    assert "Traceback" not in broken.stderr
