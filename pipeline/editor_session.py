@@ -41,7 +41,10 @@ from generators.checkpoint import load_checkpoint
 from generators.latent_edit import move_along
 from inversion.optimize import InversionSettings
 from inversion.perceptual import choose_perceptual
+from inversion.pivotal_tuning import TuningSettings
 from inversion.stage import require_invertible, run_invert
+from inversion.worker import Tuning
+from common.tuned_weights import apply_delta, read_delta, tuned_path
 from pipeline.run import ensure_directions
 
 SCREEN_SIDE = 1024  # the photo shown in the page is at most this many pixels on a side
@@ -125,6 +128,7 @@ class OpenFace:
     screen_face: PreparedFace
     reconstruction: np.ndarray
     inversion: dict = field(default_factory=dict)
+    generator: torch.nn.Module | None = None  # the face's own tuned generator (pivotal tuning), None: the session's
 
 
 class EditorSession:
@@ -283,13 +287,16 @@ class EditorSession:
                 sources.add(Path(record["source"]))
         return sorted(sources)
 
-    def open_face(self, face: Face, steps: int = 100, use_encoder: bool = True) -> OpenFace:
-        """Invert the face (OUT/codes; skipped when the same settings did it before) and prepare it for sliders."""
+    def open_face(self, face: Face, steps: int = 100, use_encoder: bool = True, tune_steps: int = 0) -> OpenFace:
+        """Invert the face (OUT/codes; skipped when the same settings did it before), tune the generator
+        around its code when `tune_steps` > 0 (pivotal tuning, as `invert --tune`), and prepare it for sliders:
+        every render of a tuned face uses its own tuned weights."""
         settings = InversionSettings(steps=steps)
         perceptual, _ = choose_perceptual("auto", None, self.shared_dir)  # the page shows which in its status line
         encoder = self.encoder_path if use_encoder else None
+        tuning = Tuning(TuningSettings(steps=tune_steps)) if tune_steps > 0 else None
         summary = run_invert(str(face.crop), self.out / "codes", self.generator_path, encoder, settings, perceptual,
-                             None, 1, self.device_name, shared_dir=self.shared_dir)
+                             None, 1, self.device_name, shared_dir=self.shared_dir, tuning=tuning)
         if summary["failed"] or summary["unreadable"]:
             raise UserError(f"{face.name}: the inversion failed (see {self.out / 'codes' / 'failures.jsonl'})")
         try:
@@ -303,20 +310,22 @@ class EditorSession:
         screen = photo if scale == 1.0 else cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
                                                         interpolation=cv2.INTER_AREA)
         ws = torch.from_numpy(code).float().to(self.device)[None]
-        reconstruction = self._render(ws)
+        delta_file = tuned_path(self.out / "codes" / f"{face.name}.npy")
+        own = apply_delta(self.generator, read_delta(delta_file, self.checkpoint.sha256)) if tuning and delta_file.is_file() else None
+        reconstruction = self._render(ws, own)
         quad = (sidecar.quad + 0.5) * scale - 0.5  # pixel centres stay pixel centres
         landmarks = (sidecar.landmarks + 0.5) * scale - 0.5 if sidecar.landmarks is not None else None
         prepared = prepare_face(screen, quad, landmarks, reconstruction.shape[0], "face", reconstruction)
-        opened = OpenFace(face, ws, sidecar, screen, prepared, reconstruction, info.get("metrics", {}))
+        opened = OpenFace(face, ws, sidecar, screen, prepared, reconstruction, info.get("metrics", {}), own)
         self.open_faces[face.name] = opened
         return opened
 
     # --- rendering ------------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def _render(self, ws: torch.Tensor) -> np.ndarray:
+    def _render(self, ws: torch.Tensor, generator: torch.nn.Module | None = None) -> np.ndarray:
         with self.lock:
-            return images.tensor_to_uint8(self.generator.render(ws))[0]
+            return images.tensor_to_uint8((generator or self.generator).render(ws))[0]
 
     def moved(self, ws: torch.Tensor, moves: list[Move]) -> torch.Tensor:
         """ws with every slider's move added (they combine: each adds strength * n on its layers)."""
@@ -328,7 +337,7 @@ class EditorSession:
 
     def edit_face(self, opened: OpenFace, moves: list[Move], paste: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """(edited crop, the screen photo with it pasted back or None): what a slider release shows."""
-        crop = self._render(self.moved(opened.code, moves))
+        crop = self._render(self.moved(opened.code, moves), opened.generator)
         if not paste:
             return crop, None
         screen = opened.screen_photo.copy()
@@ -337,7 +346,7 @@ class EditorSession:
 
     def full_photo(self, opened: OpenFace, moves: list[Move], fmt: str = "source", quality: int = 95) -> Path:
         """The edited photo at full resolution, written to OUT/ui/ for download (PNG, JPEG or like the source)."""
-        crop = self._render(self.moved(opened.code, moves))
+        crop = self._render(self.moved(opened.code, moves), opened.generator)
         photo = read_photo(opened.sidecar.source, keep_alpha=True)
         face = prepare_face(photo.rgb, opened.sidecar.quad, opened.sidecar.landmarks, crop.shape[0], "face", opened.reconstruction)
         canvas = photo.rgb.copy()

@@ -197,6 +197,8 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
                                               elem_id="steps")
                         use_encoder = gr.Checkbox(value=session.encoder_path is not None, label="start from the encoder",
                                                   interactive=session.encoder_path is not None)
+                        tune_box = gr.Number(value=0, precision=0, minimum=0, maximum=2000, label="pivotal tuning steps",
+                                             info="0: off; PTI uses 350 (slower, more faithful)", elem_id="tune")
                     invert_button = gr.Button("Invert again", elem_id="invert")
                     status = gr.Markdown("Upload a photo to begin.", elem_id="status")
                 with gr.Column(scale=2):
@@ -267,23 +269,26 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
         def remember(photo_path: str | None, uploaded: bool):
             return [photo_path or "", uploaded, Path(photo_path).name if photo_path else ""]
 
-        def invert(names: list[str], index: int, steps_value, encoder_on: bool, paste_on: bool, *controls,
+        def invert(names: list[str], index: int, steps_value, encoder_on: bool, tune_value, paste_on: bool, *controls,
                    progress=gr.Progress()):
             if not names:
                 raise UserError("no photo yet: upload one first")
             face = session.known_faces[names[index]]
             with listen(lambda what, done, total: progress((done, total), desc=what)):
-                opened = session.open_face(face, int(steps_value or 0), bool(encoder_on))
+                opened = session.open_face(face, int(steps_value or 0), bool(encoder_on), max(0, int(tune_value or 0)))
             crop, screen = session.edit_face(opened, panel.moves(controls), paste_on)
             metrics = opened.inversion
             quality = f"PSNR {metrics.get('psnr', '?')} dB" + (f", LPIPS {metrics['lpips']}" if metrics.get("lpips") else "")
+            if opened.generator is not None:
+                quality += f"; tuned {metrics.get('tune_steps_run', '?')} steps: PSNR {metrics.get('tuned_psnr', '?')} dB"
+                metrics = {**metrics, "identity": metrics.get("tuned_identity")}
             identity = metrics.get("identity")
             if identity is not None:  # dlib's distance to the photo's person, or why there is none
                 quality += f", identity {identity:.2f}" if isinstance(identity, (int, float)) else f", identity: {identity}"
             return (face.name, for_display(crop), screen if screen is not None else opened.screen_photo,
                     f"**{face.label}** inverted ({metrics.get('steps', steps_value)} steps, {quality}). Move a slider.")
 
-        def choose_on_photo(evt: gr.SelectData, names: list[str], width: int, steps_value, encoder_on, paste_on, *controls,
+        def choose_on_photo(evt: gr.SelectData, names: list[str], width: int, steps_value, encoder_on, tune_value, paste_on, *controls,
                             progress=gr.Progress()):
             """A click on the overview: Gradio passes the pixel as `evt.index` ([x, y] in the shown picture)."""
             faces = [session.known_faces[name] for name in names]
@@ -291,20 +296,20 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
             face = session.face_at(faces, float(x), float(y), int(width)) if faces else None
             if face is None:
                 return gr.update(), gr.update(), gr.update(), "That is not on a face: click inside a numbered box."
-            return invert(names, names.index(face.name), steps_value, encoder_on, paste_on, *controls, progress=progress)
+            return invert(names, names.index(face.name), steps_value, encoder_on, tune_value, paste_on, *controls, progress=progress)
 
-        def choose(evt: gr.SelectData, names: list[str], steps_value, encoder_on, paste_on, *controls, progress=gr.Progress()):
+        def choose(evt: gr.SelectData, names: list[str], steps_value, encoder_on, tune_value, paste_on, *controls, progress=gr.Progress()):
             """A thumbnail was clicked: Gradio passes which one as `evt` (it must come first, before *controls)."""
-            return invert(names, evt.index, steps_value, encoder_on, paste_on, *controls, progress=progress)
+            return invert(names, evt.index, steps_value, encoder_on, tune_value, paste_on, *controls, progress=progress)
 
-        def first_if_single(names: list[str], steps_value, encoder_on, paste_on, *controls, progress=gr.Progress()):
+        def first_if_single(names: list[str], steps_value, encoder_on, tune_value, paste_on, *controls, progress=gr.Progress()):
             if len(names) != 1:
                 return gr.update(), gr.update(), gr.update(), gr.update()
-            return invert(names, 0, steps_value, encoder_on, paste_on, *controls, progress=progress)
+            return invert(names, 0, steps_value, encoder_on, tune_value, paste_on, *controls, progress=progress)
 
-        def again(key: str, names: list[str], steps_value, encoder_on, paste_on, *controls, progress=gr.Progress()):
+        def again(key: str, names: list[str], steps_value, encoder_on, tune_value, paste_on, *controls, progress=gr.Progress()):
             index = names.index(key) if key in names else 0
-            return invert(names, index, steps_value, encoder_on, paste_on, *controls, progress=progress)
+            return invert(names, index, steps_value, encoder_on, tune_value, paste_on, *controls, progress=progress)
 
         def update(key: str, paste_on: bool, *controls):
             opened = session.open_faces.get(key)
@@ -313,7 +318,7 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
             crop, screen = session.edit_face(opened, panel.moves(controls), paste_on)
             return for_display(crop), screen if screen is not None else gr.update()
 
-        invert_inputs = [steps_box, use_encoder, paste, *panel.inputs]
+        invert_inputs = [steps_box, use_encoder, tune_box, paste, *panel.inputs]
         invert_outputs = [face_key, face_image, photo_image, status]
         # The photo is remembered first, so that a detector change can look again even after "no face found".
         upload.upload(user_errors(lambda path: remember(path, True)), [upload], [current_photo]).then(

@@ -432,3 +432,18 @@ def test_faces_are_named_by_their_photo_and_number_and_picked_by_their_box(sessi
         assert (np.abs(changed.astype(int) - [255, 212, 0]).sum(axis=-1) == 0).any()  # its box is drawn
     assert session.face_at(faces, 2, overview.shape[0] - 2, width) is None  # a corner: no face there
     assert "choose \"cnn" in no_face_message("a.jpg", "hog") and "--detector" not in no_face_message("a.jpg", "hog")
+
+
+def test_a_tuned_face_is_edited_with_its_own_weights(session):
+    from common.tuned_weights import tuned_path
+
+    face = session.find_faces(PORTRAIT)[0]
+    tuned = session.open_face(face, steps=2, tune_steps=3)
+    assert tuned.generator is not None and tuned.inversion["tune_steps_run"] == 3
+    assert tuned_path(session.out / "codes" / f"{face.name}.npy").is_file()
+    crop, _ = session.edit_face(tuned, [], paste=False)
+    assert_same_picture(crop, read_rgb(session.out / "codes" / f"{face.name}_tuned.png"), "the editor's face and the tuned one")
+    plain = session.open_face(face, steps=2)
+    assert plain.generator is None and not tuned_path(session.out / "codes" / f"{face.name}.npy").exists()
+    untuned, _ = session.edit_face(plain, [], paste=False)
+    assert np.abs(untuned.astype(int) - crop.astype(int)).mean() > 0.1  # the tuned weights did change the face
