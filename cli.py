@@ -255,16 +255,21 @@ TUNE_HELP = ("Pivotal tuning (PTI) after inversion: up to N steps tuning a copy 
 TUNE_PRECISION_HELP = "How the tuned weights are stored: fp16 (half the disk) or fp32."
 
 
-def _tuning(steps: int, precision: str):
-    """--tune / --tune-precision as the stages take them (None: no tuning)."""
+TUNE_PER_HELP = "photo: one tuned generator shared by a photo's faces (PTI's multi-ID mode, less disk); face: one per face."
+
+
+def _tuning(steps: int, precision: str, per: str):
+    """--tune / --tune-precision / --tune-per as the stages take them (None: no tuning)."""
     from inversion.pivotal_tuning import TuningSettings
     from inversion.worker import Tuning
 
     if precision not in ("fp16", "fp32"):
         raise UserError(f"--tune-precision {precision!r}: expected fp16 or fp32")
+    if per not in ("photo", "face"):
+        raise UserError(f"--tune-per {per!r}: expected photo or face")
     settings = TuningSettings(steps=steps)
     settings.validate()
-    return Tuning(settings, precision) if steps > 0 else None
+    return Tuning(settings, precision, per) if steps > 0 else None
 
 
 RAY_HELP = "Invert on Ray workers: auto (this machine) or a cluster address (ray://HOST:10001); OUT must be on storage every worker sees."
@@ -305,6 +310,7 @@ def invert(
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", metavar="N", help="GPUs reserved per Ray worker (e.g. 1)."),
     tune_steps: int = typer.Option(0, "--tune", metavar="N", help=TUNE_HELP),
     tune_precision: str = typer.Option("fp16", "--tune-precision", metavar="fp16|fp32", help=TUNE_PRECISION_HELP),
+    tune_per: str = typer.Option("photo", "--tune-per", metavar="photo|face", help=TUNE_PER_HELP),
 ) -> None:
     """In-domain GAN inversion: encoder start + regularised optimisation of each crop's W+ code (+ pivotal tuning)."""
     from inversion.optimize import InversionSettings
@@ -316,7 +322,7 @@ def invert(
     generator_path, encoder_path = _generator_and_encoder(generator, encoder)
     summary = run_invert(aligned, out, generator_path, encoder_path, settings, perceptual, vgg, _batch_size(batch_size), device,
                          overwrite, emit=_emit, say=_say, shared_dir=_shared_dir(),
-                         ray=_ray_settings(ray, workers, gpus_per_worker), tuning=_tuning(tune_steps, tune_precision))
+                         ray=_ray_settings(ray, workers, gpus_per_worker), tuning=_tuning(tune_steps, tune_precision, tune_per))
     _say(f"inverted {summary['inverted']} crop(s), {summary['skipped']} already done, {summary['failed']} failed, "
          f"{summary['unreadable']} unreadable (metrics in {out / 'metrics.jsonl'})")
     _finish(summary["inverted"] + summary["skipped"])
@@ -389,6 +395,7 @@ def run(
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", metavar="N", help="GPUs reserved per Ray worker (e.g. 1)."),
     tune_steps: int = typer.Option(0, "--tune", metavar="N", help=TUNE_HELP),
     tune_precision: str = typer.Option("fp16", "--tune-precision", metavar="fp16|fp32", help=TUNE_PRECISION_HELP),
+    tune_per: str = typer.Option("photo", "--tune-per", metavar="photo|face", help=TUNE_PER_HELP),
 ) -> None:
     """The whole job: align -> invert -> factorize (cached) -> edit, with paste-back and an HTML report."""
     from pipeline.run import RunOptions, run_pipeline
@@ -398,7 +405,7 @@ def run(
         edits=tuple(edits) if edits else () if recipe is not None else RunOptions.edits, recipe=recipe, factorize_layers=layers, num_directions=num_directions,
         labels=labels, size=size, steps=steps, batch_size=_batch_size(batch_size), perceptual=perceptual, vgg=vgg, largest=largest,
         mask=mask, animate=animate, max_pixels=max_pixels, quality=quality, min_face_size=min_face_size, per_face=per_face,
-        preview=preview, ray=_ray_settings(ray, workers, gpus_per_worker), tuning=_tuning(tune_steps, tune_precision),
+        preview=preview, ray=_ray_settings(ray, workers, gpus_per_worker), tuning=_tuning(tune_steps, tune_precision, tune_per),
     )
     result = run_pipeline(photos, out, generator_path, encoder, options, device, say=_say, shared_dir=_shared_dir(),
                           generator_label=generator or "the bundled demo generator")

@@ -36,6 +36,18 @@ def tuned_path(code_path: Path) -> Path:
     return code_path.with_name(code_path.stem + SUFFIX)
 
 
+def delta_of_code(code_path: Path) -> Path | None:
+    """The delta a code renders with: its own (`--tune-per face`), or its photo's, which the code's record
+    names (`--tune-per photo`); None when the face was not tuned."""
+    own = tuned_path(code_path)
+    if own.is_file():
+        return own
+    info = atomic.read_json_object(Path(code_path).with_suffix(".json")) or {}
+    record = info.get("record") if isinstance(info.get("record"), dict) else {}
+    shared = record.get("tuned")
+    return Path(shared) if isinstance(shared, str) and shared.endswith(SUFFIX) and Path(shared).is_file() else None
+
+
 def write_delta(path: Path, delta: dict[str, torch.Tensor], generator_sha256: str, made_by: str, precision: str = "fp16") -> Path:
     if precision not in PRECISIONS:
         raise UserError(f"--tune-precision {precision!r}: expected fp16 or fp32")

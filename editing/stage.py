@@ -26,7 +26,7 @@ from common.directions_file import LABELS_NAME, DirectionsFile, load_directions
 from common.errors import UserError
 from common.failures import FailureLog
 from common.fingerprint import content_sha256, fingerprint
-from common.tuned_weights import BadDelta, apply_delta, read_delta, tuned_path
+from common.tuned_weights import BadDelta, apply_delta, delta_of_code, read_delta
 from common.identity import DRIFT_WARNING, NO_FACE_IN_PHOTO, SAME_PERSON, descriptor, drifted, identity_distance
 from common.json_files import read_json_object
 from common.layer_spec import parse_layer_spec
@@ -215,8 +215,8 @@ def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: Direc
         try:
             if options.paste_back and item.meta is not None:
                 sidecar = read_sidecar(item.meta)
-            delta_file = tuned_path(item.code)  # pivotal tuning's weights for this face, from `invert --tune`
-            tuned = content_sha256(delta_file) if delta_file.is_file() else None
+            delta_file = delta_of_code(item.code)  # pivotal tuning's weights for this face, from `invert --tune`
+            tuned = content_sha256(delta_file) if delta_file is not None else None
             item_print = fingerprint(code=content_sha256(item.code), **shared_print, **({"tuned": tuned} if tuned else {}))
         except BadSidecar as exc:
             summary["failed"] += 1

@@ -129,6 +129,42 @@ def tune(generator: torch.nn.Module, pivot: torch.Tensor, target: torch.Tensor, 
     return result
 
 
+def tune_jointly(generator: torch.nn.Module, pivots: list[torch.Tensor], targets: list[torch.Tensor],
+                 settings: TuningSettings, perceptual=None, rng: np.random.RandomState | None = None) -> TuningResult:
+    """PTI's multi-ID mode (`MultiIDCoach`): one tuned copy for several faces (the faces of one photo).
+    Each step visits every face in order, with its own loss and its own Adam update, as the reference does;
+    there is no early stop. `pivots[k]` [1, num_ws, w_dim] renders `targets[k]` [1, 3, R, R]."""
+    start = time.perf_counter()
+    rng = rng if rng is not None else np.random.RandomState(settings.seed)
+    tuned = copy.deepcopy(generator)
+    tuned.requires_grad_(True)
+    optimizer = torch.optim.Adam(list(tuned.parameters()), lr=settings.lr)
+    result = TuningResult(tuned, 0, False)
+    use_locality, updates = True, 0
+    for step in range(settings.steps):
+        for pivot, target in zip(pivots, targets):
+            pivot = pivot.detach()
+            image = tuned.render(pivot, noise_mode="const")
+            l2 = F.mse_loss(image, target)
+            lpips = perceptual(image, target).mean() if perceptual is not None else torch.zeros((), device=pivot.device)
+            loss = settings.lambda_l2 * l2 + settings.lambda_lpips * lpips
+            locality = locality_mse = torch.zeros((), device=pivot.device)
+            if settings.locality and use_locality:
+                locality, locality_mse = _locality_loss(generator, tuned, pivot, settings, perceptual, rng)
+                loss = loss + locality
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            updates += 1
+            use_locality = updates % settings.locality_interval == 0
+            result.losses.append(StepLosses(loss.item(), l2.item(), lpips.item(), locality.item(), locality_mse.item()))
+        result.steps_run = step + 1
+        report_progress("tuning", step + 1, settings.steps, units=len(pivots))
+    tuned.requires_grad_(False)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
 def _locality_loss(frozen, tuned, pivot, settings: TuningSettings, perceptual, rng) -> tuple[torch.Tensor, torch.Tensor]:
     """PTI's space regulariser: renders of codes at distance alpha from the pivot must not change."""
     z = torch.from_numpy(rng.randn(settings.locality_samples, frozen.z_dim)).to(pivot.device).float()

@@ -31,7 +31,7 @@ from inversion.encoder import load_encoder
 from inversion.optimize import InversionSettings
 from inversion.ray_pool import RaySettings
 from inversion.worker import CropJob, InversionWorker, Tuning, output_paths
-from common.tuned_weights import delta_fingerprint, tuned_path
+from common.tuned_weights import SUFFIX, delta_fingerprint, tuned_path
 from inversion.perceptual import choose_perceptual, find_vgg_weights
 
 INFO_VERSION = 3  # 3: the encoder-only reconstruction is kept beside the optimised one
@@ -119,6 +119,20 @@ def run_invert(
                            tuning)
 
 
+def photo_groups(out_dir: Path, items: list[CropItem]) -> dict[Path, Path]:
+    """{crop name: the delta file its photo's faces share} for `--tune-per photo`: faces are grouped by the
+    photo their alignment sidecar names (a crop without one is a photo of its own)."""
+    import hashlib
+
+    groups: dict[Path, Path] = {}
+    for item in items:
+        meta = atomic.read_json_object(item.meta) if item.meta is not None else None
+        source = meta.get("source") if isinstance(meta, dict) and isinstance(meta.get("source"), str) else str(item.aligned)
+        key = hashlib.sha1(str(Path(source).resolve()).encode()).hexdigest()[:10]
+        groups[item.name] = Path(out_dir) / "tuned" / f"{Path(source).stem}_{key}_photo{SUFFIX}"
+    return groups
+
+
 def require_invertible(checkpoint, generator_path: Path, space: str = "w+") -> None:
     """PGGAN has only z: no per-layer code to invert a photo into; IDInvert's generator has no shared W."""
     if checkpoint.latent_space != "W+":
@@ -153,7 +167,7 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
         common_settings["tuning"] = {**asdict(tuning.settings), "precision": tuning.precision}
     failures = FailureLog(out_dir, say, key="aligned")
     summary = {"inverted": 0, "skipped": 0, "failed": 0, "unreadable": 0, "redone": 0}
-    pending: list[CropJob] = []
+    planned: list[tuple[CropItem, str, dict | None, bool]] = []  # item, its print, its info, whether it is done
     for item in items:
         code_path, rec_path, info_path = _outputs(out_dir, item)
         try:
@@ -163,19 +177,36 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
             failures.add(item.aligned, "unreadable", f"cannot read ({exc.strerror or exc})")
             continue
         info = atomic.read_json_object(info_path)
-        tuned_done = tuning is None or delta_fingerprint(tuned_path(code_path)) == crop_print
-        if not overwrite and info is not None and info.get("fingerprint") == crop_print and code_path.is_file() \
-                and rec_path.is_file() and tuned_done:
+        done = not overwrite and info is not None and info.get("fingerprint") == crop_print and code_path.is_file() \
+            and rec_path.is_file()
+        planned.append((item, crop_print, info, done))
+    per_photo = tuning is not None and tuning.per == "photo"
+    groups = photo_groups(out_dir, [entry[0] for entry in planned]) if per_photo else {}
+    group_prints = {key: fingerprint(faces=[entry[1] for entry in planned if groups.get(entry[0].name) == key])
+                    for key in set(groups.values())}
+    stale_groups = {key for key, made_by in group_prints.items() if delta_fingerprint(key) != made_by
+                    or not all(entry[3] for entry in planned if groups.get(entry[0].name) == key)}
+    pending: list[CropJob] = []
+    for item, crop_print, info, done in planned:
+        group = groups.get(item.name)
+        if tuning is not None and not per_photo:
+            done = done and delta_fingerprint(tuned_path(_outputs(out_dir, item)[0])) == crop_print
+        if group is not None:
+            done = group not in stale_groups  # a photo's faces are tuned together: redone together
+        if done:
             summary["skipped"] += 1
             emit(info["record"])
             continue
         if info is not None:
             summary["redone"] += 1
-        pending.append(CropJob(item.aligned, item.name, item.meta, crop_print))
+        pending.append(CropJob(item.aligned, item.name, item.meta, crop_print, group, group_prints.get(group)))
     if summary["redone"]:
         say(f"{summary['redone']} crop(s) redone: the crop, generator, encoder or settings changed since they were inverted")
 
-    batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
+    if per_photo:  # one batch per photo: its faces are inverted together, then tuned together
+        batches = [[job for job in pending if job.tune_group == key] for key in dict.fromkeys(job.tune_group for job in pending)]
+    else:
+        batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
     if not batches:
         return summary
     if notice and settings.steps > 0:  # said by a command that optimises with it, not by a rerun that finds everything done
@@ -193,8 +224,11 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
         if plan is not None:
             plan(len(pending), len(items), lambda: worker.seconds_per_crop(min(batch_size, len(pending))))
         results = (worker.invert_jobs(batch) for batch in batches)
+    tuned_files: dict[str, int] = {}  # delta file -> bytes, to say the disk cost of tuning
     for outcomes in track(results, "inverting", total=len(pending), weight=len, unit="crops"):
         for outcome in outcomes:
+            if outcome.kind == "inverted" and outcome.record.get("tuned"):
+                tuned_files[outcome.record["tuned"]] = int(outcome.metrics.get("tuned_bytes") or 0)
             if outcome.kind == "inverted":
                 atomic.append_jsonl(out_dir / "metrics.jsonl", outcome.metrics)
                 summary["inverted"] += 1
@@ -202,4 +236,8 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
             else:
                 summary["unreadable" if outcome.kind == "unreadable" else "failed"] += 1
                 failures.add(outcome.aligned, "inversion_failed" if outcome.kind == "failed" else outcome.kind, outcome.reason)
+    if tuned_files:
+        each = sum(tuned_files.values()) / len(tuned_files) / 2**20
+        say(f"pivotal tuning: {len(tuned_files)} tuned generator(s), one per {tuning.per}, {each:.1f} MB each on disk "
+            f"({tuning.precision}; {sum(tuned_files.values()) / 2**20:.1f} MB in all)")
     return summary

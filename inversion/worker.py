@@ -27,7 +27,7 @@ from inversion.encoder import load_encoder
 from inversion.memory import HalvingRunner, OutOfMemory
 from inversion.optimize import InversionResult, InversionSettings, invert, psnr_from_mse
 from inversion.perceptual import LPIPS
-from inversion.pivotal_tuning import TuningSettings, tune, weight_delta
+from inversion.pivotal_tuning import TuningSettings, tune, tune_jointly, weight_delta
 from common.tuned_weights import tuned_path, write_delta
 
 
@@ -37,6 +37,7 @@ class Tuning:
 
     settings: TuningSettings
     precision: str = "fp16"
+    per: str = "photo"  # photo: one tuned generator shared by a photo's faces (PTI's multi-ID mode); face: one each
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class CropJob:
     name: Path  # output stem relative to the OUT folder
     meta: Path | None
     crop_print: str
+    tune_group: Path | None = None  # with --tune-per photo: the delta file shared by the faces of this crop's photo
+    group_print: str | None = None  # the fingerprint of that photo's tuning (all its faces' prints)
 
 
 @dataclass(frozen=True)
@@ -137,18 +140,11 @@ class InversionWorker:
         result = tune(self.generator, pivot, target, self.tuning.settings, self.lpips)
         delta = weight_delta(self.generator, result.generator)
         path = write_delta(tuned_path(code_path), delta, self.generator_sha256, job.crop_print, self.tuning.precision)
-        with torch.no_grad():
-            image = result.generator.render(pivot)
-            mse = ((image - target) ** 2).mean()
-            lpips = self.lpips(image, target).mean().item() if self.lpips is not None else None
-        rgb = images.tensor_to_uint8(image)[0]
-        return {"image": rgb, "metrics": {
-            "tuned_psnr": round(psnr_from_mse(mse).item(), 3), "tuned_mse": round(mse.item(), 6),
-            "tuned_lpips": round(lpips, 5) if lpips is not None else None,
-            "tuned_identity": NO_FACE_IN_PHOTO if photo_descriptor is None else identity_distance(None, rgb, photo_descriptor),
-            "tune_steps": self.tuning.settings.steps, "tune_steps_run": result.steps_run,
-            "tune_stopped_early": result.stopped_early, "tune_seconds": round(result.seconds, 3),
-            "tuned_bytes": path.stat().st_size}}
+        metrics, rgb = self._tuned_metrics(result.generator, pivot, target, photo_descriptor)
+        metrics.update({"tune_steps": self.tuning.settings.steps, "tune_steps_run": result.steps_run,
+                        "tune_stopped_early": result.stopped_early, "tune_seconds": round(result.seconds, 3),
+                        "tuned_bytes": path.stat().st_size, "tuned_faces": 1})
+        return {"image": rgb, "metrics": metrics}
 
     def _invert_targets(self, targets) -> list[InversionResult]:
         return [invert(self.generator, torch.stack(list(targets)).to(self.device), self.encoder, self.lpips, self.settings)]
@@ -172,7 +168,56 @@ class InversionWorker:
             else:
                 for position, (index, job) in enumerate(kept):
                     outcomes[index] = self._write(job, result, position, len(kept), targets[position])
+                if self.tuning is not None and any(job.tune_group is not None for _, job in kept):
+                    self._tune_photos(kept, result, targets, outcomes)
         return [outcomes[index] for index in range(len(jobs))]
+
+    def _tune_photos(self, kept: list[tuple[int, CropJob]], result: InversionResult, targets: list[torch.Tensor],
+                     outcomes: dict[int, Outcome]) -> None:
+        """PTI's multi-ID mode per photo: one tuned generator for all the inverted faces of a photo, its delta
+        written once, each face's tuned reconstruction, metrics and record updated."""
+        groups: dict[Path, list[tuple[int, int, CropJob]]] = {}
+        for position, (index, job) in enumerate(kept):
+            if job.tune_group is not None and outcomes[index].kind == "inverted":
+                groups.setdefault(job.tune_group, []).append((position, index, job))
+        for group_file, members in groups.items():
+            pivots = [result.ws[position : position + 1].detach().to(self.device) for position, _, _ in members]
+            group_targets = [targets[position][None].to(self.device) for position, _, _ in members]
+            tuned = tune_jointly(self.generator, pivots, group_targets, self.tuning.settings, self.lpips)
+            delta = weight_delta(self.generator, tuned.generator)
+            path = write_delta(group_file, delta, self.generator_sha256, members[0][2].group_print, self.tuning.precision)
+            for (position, index, job), pivot, target in zip(members, pivots, group_targets):
+                extra, rgb = self._tuned_metrics(tuned.generator, pivot, target, self._stored_person(job))
+                extra.update({"tune_steps": self.tuning.settings.steps, "tune_steps_run": tuned.steps_run,
+                              "tune_stopped_early": False, "tune_seconds": round(tuned.seconds / len(members), 3),
+                              "tuned_bytes": path.stat().st_size, "tuned_faces": len(members)})
+                outcomes[index] = self._record_tuning(job, outcomes[index], extra, rgb, path)
+
+    def _stored_person(self, job: CropJob):
+        info = atomic.read_json_object(output_paths(self.out_dir, job.name)[2]) or {}
+        stored = info.get("photo_descriptor")
+        return np.asarray(stored, dtype=np.float64) if isinstance(stored, list) and len(stored) == 128 else None
+
+    def _tuned_metrics(self, generator, pivot: torch.Tensor, target: torch.Tensor, person) -> tuple[dict, np.ndarray]:
+        with torch.no_grad():
+            image = generator.render(pivot)
+            mse = ((image - target) ** 2).mean()
+            lpips = self.lpips(image, target).mean().item() if self.lpips is not None else None
+        rgb = images.tensor_to_uint8(image)[0]
+        return {"tuned_psnr": round(psnr_from_mse(mse).item(), 3), "tuned_mse": round(mse.item(), 6),
+                "tuned_lpips": round(lpips, 5) if lpips is not None else None,
+                "tuned_identity": NO_FACE_IN_PHOTO if person is None else identity_distance(None, rgb, person)}, rgb
+
+    def _record_tuning(self, job: CropJob, outcome: Outcome, extra: dict, rgb: np.ndarray, delta_file: Path) -> Outcome:
+        """The face's tuned reconstruction written, its info JSON and outcome updated to point at the delta."""
+        code_path, rec_path, info_path = output_paths(self.out_dir, job.name)
+        tuned_png = rec_path.with_name(rec_path.name.replace("_rec.png", "_tuned.png"))
+        images.save_rgb(tuned_png, rgb)
+        metrics = {**outcome.metrics, **extra}
+        record = {**outcome.record, "tuned": str(delta_file.resolve()), "tuned_reconstruction": str(tuned_png.resolve())}
+        info = atomic.read_json_object(info_path) or {}
+        atomic.write_json(info_path, {**info, "record": record, "metrics": metrics})
+        return Outcome(outcome.aligned, outcome.kind, outcome.reason, record, metrics)
 
     def _write(self, job: CropJob, result: InversionResult, index: int, batch: int, target: torch.Tensor) -> Outcome:
         if result.failure[index] is not None:
@@ -201,13 +246,14 @@ class InversionWorker:
             "start_identity": identity(encoder_only) if encoder_only is not None else None,
         }
         tuned_png = rec_path.with_name(rec_path.name.replace("_rec.png", "_tuned.png"))
-        if self.tuning is not None and self.tuning.settings.steps > 0:
+        if self.tuning is not None and job.tune_group is None:
             tuned = self._tune(job, result.ws[index : index + 1].detach(), target, code_path, photo_descriptor)
             metrics.update(tuned.pop("metrics"))
             images.save_rgb(tuned_png, tuned.pop("image"))
-        else:  # a rerun without --tune: the earlier tuning no longer belongs to this code
+        else:  # tuned with its photo below, or not at all: a face's own earlier delta no longer belongs to this code
             tuned_path(code_path).unlink(missing_ok=True)
-            tuned_png.unlink(missing_ok=True)
+            if self.tuning is None:
+                tuned_png.unlink(missing_ok=True)
         atomic.save_npy(code_path, result.ws[index].detach().cpu().numpy().astype(np.float32))
         images.save_rgb(rec_path, reconstruction)
         encoder_png = rec_path.with_name(rec_path.name.replace("_rec.png", "_encoder.png"))
@@ -220,7 +266,8 @@ class InversionWorker:
                   "aligned": metrics["aligned"], "meta": str(Path(job.meta).resolve()) if job.meta else None,
                   "psnr": metrics["psnr"], "identity": metrics["identity"],
                   "tuned": str(tuned_path(code_path).resolve()) if tuned_path(code_path).is_file() and self.tuning else None,
-                  "tuned_reconstruction": str(tuned_png.resolve()) if tuned_png.is_file() and self.tuning else None}
+                  "tuned_reconstruction": str(tuned_png.resolve()) if tuned_png.is_file() and self.tuning
+                  and job.tune_group is None else None}
         atomic.write_json(info_path, {"record": record, "metrics": metrics, "fingerprint": job.crop_print,
                                       # the person in the photo's crop, so `edit` scores its edits without redoing it
                                       "photo_descriptor": [round(float(v), 6) for v in photo_descriptor]

@@ -44,7 +44,7 @@ from inversion.perceptual import choose_perceptual
 from inversion.pivotal_tuning import TuningSettings
 from inversion.stage import require_invertible, run_invert
 from inversion.worker import Tuning
-from common.tuned_weights import apply_delta, read_delta, tuned_path
+from common.tuned_weights import apply_delta, delta_of_code, read_delta
 from pipeline.run import ensure_directions
 
 SCREEN_SIDE = 1024  # the photo shown in the page is at most this many pixels on a side
@@ -294,7 +294,7 @@ class EditorSession:
         settings = InversionSettings(steps=steps)
         perceptual, _ = choose_perceptual("auto", None, self.shared_dir)  # the page shows which in its status line
         encoder = self.encoder_path if use_encoder else None
-        tuning = Tuning(TuningSettings(steps=tune_steps)) if tune_steps > 0 else None
+        tuning = Tuning(TuningSettings(steps=tune_steps), per="face") if tune_steps > 0 else None  # the face picked
         summary = run_invert(str(face.crop), self.out / "codes", self.generator_path, encoder, settings, perceptual,
                              None, 1, self.device_name, shared_dir=self.shared_dir, tuning=tuning)
         if summary["failed"] or summary["unreadable"]:
@@ -310,8 +310,8 @@ class EditorSession:
         screen = photo if scale == 1.0 else cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
                                                         interpolation=cv2.INTER_AREA)
         ws = torch.from_numpy(code).float().to(self.device)[None]
-        delta_file = tuned_path(self.out / "codes" / f"{face.name}.npy")
-        own = apply_delta(self.generator, read_delta(delta_file, self.checkpoint.sha256)) if tuning and delta_file.is_file() else None
+        delta_file = delta_of_code(self.out / "codes" / f"{face.name}.npy")
+        own = apply_delta(self.generator, read_delta(delta_file, self.checkpoint.sha256)) if tuning and delta_file else None
         reconstruction = self._render(ws, own)
         quad = (sidecar.quad + 0.5) * scale - 0.5  # pixel centres stay pixel centres
         landmarks = (sidecar.landmarks + 0.5) * scale - 0.5 if sidecar.landmarks is not None else None

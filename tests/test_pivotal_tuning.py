@@ -104,8 +104,8 @@ def test_invert_tune_stores_a_delta_that_edit_renders_with(tmp_path):
     crop = tmp_path / "crops" / "face.png"
     crop.parent.mkdir()
     save_rgb(crop, read_rgb(GENERATOR.parent / "examples" / "astronaut.jpg")[100:356, 130:386])
-    invert = ("invert", crop.parent, tmp_path / "codes", "-g", GENERATOR, "--steps", "2", "--tune", "8", "--device", "cpu",
-              "--perceptual", "none")
+    base = ("invert", crop.parent, tmp_path / "codes", "-g", GENERATOR, "--steps", "2", "--device", "cpu", "--perceptual", "none")
+    invert = (*base, "--tune", "8", "--tune-per", "face")
     first = cli(*invert)
     assert first.returncode == 0, first.stderr
     codes = tmp_path / "codes"
@@ -132,7 +132,7 @@ def test_invert_tune_stores_a_delta_that_edit_renders_with(tmp_path):
     stamp = delta_file.stat().st_mtime_ns
     again = cli(*invert)
     assert again.returncode == 0 and "already done" in again.stderr and delta_file.stat().st_mtime_ns == stamp
-    untuned = cli(*invert[:-6], "--device", "cpu", "--perceptual", "none")  # the same without --tune: redone, delta gone
+    untuned = cli(*base)  # the same without --tune: redone, delta gone
     assert untuned.returncode == 0, untuned.stderr
     assert not delta_file.exists() and not (codes / "face_tuned.png").exists()
 
@@ -141,3 +141,47 @@ def test_invert_tune_stores_a_delta_that_edit_renders_with(tmp_path):
     broken = cli(*edit)
     assert broken.returncode == 1 and "not a readable tuning delta" in broken.stderr, broken.stderr
     assert "Traceback" not in broken.stderr
+
+
+def test_multi_id_tuning_of_one_face_is_the_single_face_step(reference):
+    from inversion.pivotal_tuning import tune_jointly
+
+    generator, expected = reference
+    pivot, target = torch.from_numpy(expected["w_pivot"]), torch.from_numpy(expected["target"])
+    single = tune(generator, pivot, target, REFERENCE_SETTINGS, perceptual=None, rng=np.random.RandomState(5101))
+    joint = tune_jointly(generator, [pivot], [target], REFERENCE_SETTINGS, perceptual=None, rng=np.random.RandomState(5101))
+    np.testing.assert_allclose([s.total for s in joint.losses], expected["loss_total"], rtol=1e-5)
+    for (name, a), (_, b) in zip(single.generator.named_parameters(), joint.generator.named_parameters()):
+        assert torch.equal(a, b), name
+
+
+def test_tune_per_photo_shares_one_delta_among_a_photos_faces(tmp_path):
+    import json
+
+    from alignment.stage import AlignOptions, run_align
+    from common.images import read_rgb
+    from tests.conftest import SHARED
+    from tests.hardening_helpers import GENERATOR, assert_same_picture, cli
+
+    run_align(str(SHARED / "photos" / "face-recognition" / "two_people.jpg"), tmp_path / "aligned", AlignOptions(),
+              emit=lambda record: None, say=lambda message: None)
+    invert = ("invert", tmp_path / "aligned", tmp_path / "codes", "-g", GENERATOR, "--steps", "1", "--tune", "3",
+              "--device", "cpu", "--perceptual", "none")
+    first = cli(*invert)
+    assert first.returncode == 0, first.stderr
+    shared = list((tmp_path / "codes" / "tuned").glob("*_photo_tuned.safetensors"))
+    assert len(shared) == 1 and "1 tuned generator(s), one per photo" in first.stderr, first.stderr
+    records = [json.loads(line) for line in first.stdout.splitlines()]
+    assert len(records) == 2 and {r["tuned"] for r in records} == {str(shared[0].resolve())}
+    assert not list((tmp_path / "codes").glob("*_0_tuned.safetensors"))  # no per-face deltas
+    stamp = shared[0].stat().st_mtime_ns
+    again = cli(*invert)
+    assert again.returncode == 0 and "2 already done" in again.stderr and shared[0].stat().st_mtime_ns == stamp
+
+    assert cli("factorize", GENERATOR, "--out", tmp_path / "dirs", "-K", "1").returncode == 0
+    edited = cli("edit", tmp_path / "codes", tmp_path / "edits", "-g", GENERATOR, "-d", tmp_path / "dirs" / "directions.npz",
+                 "--edit", "0=1", "--device", "cpu")
+    assert edited.returncode == 0, edited.stderr
+    for name in ("two_people_0", "two_people_1"):  # both faces render with the photo's tuned weights
+        assert_same_picture(read_rgb(tmp_path / "edits" / name / "reconstruction.png"),
+                            read_rgb(tmp_path / "codes" / f"{name}_tuned.png"), name)
