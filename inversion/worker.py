@@ -24,7 +24,7 @@ from common.identity import NO_FACE_IN_PHOTO, descriptor, identity_distance
 from common.devices import resolve_device
 from generators.checkpoint import LoadedCheckpoint, load_checkpoint
 from inversion.encoder import load_encoder
-from inversion.memory import HalvingRunner, OutOfMemory
+from inversion.memory import HalvingRunner, OutOfMemory, is_out_of_memory
 from inversion.optimize import InversionResult, InversionSettings, invert, psnr_from_mse
 from inversion.perceptual import LPIPS
 from inversion.pivotal_tuning import TuningSettings, tune, tune_jointly, weight_delta
@@ -38,6 +38,11 @@ class Tuning:
     settings: TuningSettings
     precision: str = "fp16"
     per: str = "photo"  # photo: one tuned generator shared by a photo's faces (PTI's multi-ID mode); face: one each
+
+
+# Tuning holds the generator, its tuned copy and Adam's two moments: four times the weights, whatever the batch.
+TUNING_OUT_OF_MEMORY = ("out of device memory while tuning (the generator, its tuned copy and Adam's state: 4x its "
+                        "weights); free the device, use --device cpu, or leave --tune out")
 
 
 @dataclass(frozen=True)
@@ -183,7 +188,14 @@ class InversionWorker:
         for group_file, members in groups.items():
             pivots = [result.ws[position : position + 1].detach().to(self.device) for position, _, _ in members]
             group_targets = [targets[position][None].to(self.device) for position, _, _ in members]
-            tuned = tune_jointly(self.generator, pivots, group_targets, self.tuning.settings, self.lpips)
+            try:
+                tuned = tune_jointly(self.generator, pivots, group_targets, self.tuning.settings, self.lpips)
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled; everything else is re-raised
+                if not is_out_of_memory(exc):
+                    raise
+                for _, index, job in members:
+                    outcomes[index] = Outcome(job.aligned, "out_of_memory", TUNING_OUT_OF_MEMORY)
+                continue
             delta = weight_delta(self.generator, tuned.generator)
             path = write_delta(group_file, delta, self.generator_sha256, members[0][2].group_print, self.tuning.precision)
             for (position, index, job), pivot, target in zip(members, pivots, group_targets):
@@ -247,7 +259,12 @@ class InversionWorker:
         }
         tuned_png = rec_path.with_name(rec_path.name.replace("_rec.png", "_tuned.png"))
         if self.tuning is not None and job.tune_group is None:
-            tuned = self._tune(job, result.ws[index : index + 1].detach(), target, code_path, photo_descriptor)
+            try:
+                tuned = self._tune(job, result.ws[index : index + 1].detach(), target, code_path, photo_descriptor)
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled; everything else is re-raised
+                if not is_out_of_memory(exc):
+                    raise
+                return Outcome(job.aligned, "out_of_memory", TUNING_OUT_OF_MEMORY)
             metrics.update(tuned.pop("metrics"))
             images.save_rgb(tuned_png, tuned.pop("image"))
         else:  # tuned with its photo below, or not at all: a face's own earlier delta no longer belongs to this code

@@ -185,3 +185,31 @@ def test_tune_per_photo_shares_one_delta_among_a_photos_faces(tmp_path):
     for name in ("two_people_0", "two_people_1"):  # both faces render with the photo's tuned weights
         assert_same_picture(read_rgb(tmp_path / "edits" / name / "reconstruction.png"),
                             read_rgb(tmp_path / "codes" / f"{name}_tuned.png"), name)
+
+
+def test_out_of_memory_while_tuning_is_one_line_per_face(tmp_path, monkeypatch):
+    import json
+
+    import inversion.worker as worker
+    from common.images import save_rgb
+    from inversion.optimize import InversionSettings
+    from inversion.stage import run_invert
+    from inversion.worker import Tuning
+    from tests.hardening_helpers import GENERATOR
+
+    def no_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(worker, "tune", no_memory)
+    monkeypatch.setattr(worker, "tune_jointly", no_memory)
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    for name in ("a", "b"):
+        save_rgb(crops / f"{name}.png", np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    for per in ("face", "photo"):
+        said: list[str] = []
+        summary = run_invert(str(crops), tmp_path / per, GENERATOR, None, InversionSettings(steps=1), perceptual="none",
+                             device_name="cpu", say=said.append, tuning=Tuning(TuningSettings(steps=2), per=per))
+        assert summary["failed"] == 2 and summary["inverted"] == 0, (per, summary)
+        reasons = [json.loads(line)["reason"] for line in (tmp_path / per / "failures.jsonl").read_text().splitlines()]
+        assert len(reasons) == 2 and all("out of device memory while tuning" in r and "\n" not in r for r in reasons)
