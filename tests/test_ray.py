@@ -75,6 +75,29 @@ def test_ray_workers_give_the_local_codes_and_a_rerun_without_ray_does_nothing(l
     assert again["skipped"] == 3 and again["inverted"] == 0
 
 
+
+def test_pivotal_tuning_on_ray_workers_gives_the_local_deltas(local_ray, aligned, tmp_path):
+    from common.tuned_weights import read_delta
+    from generators.checkpoint import load_checkpoint
+    from inversion.pivotal_tuning import TuningSettings
+    from inversion.worker import Tuning
+
+    settings, tuning = InversionSettings(steps=1), Tuning(TuningSettings(steps=2), per="photo")
+    with one_thread():
+        local = run_invert(str(aligned), tmp_path / "local", GENERATOR, ENCODER, settings, "none", batch_size=1,
+                           device_name="cpu", tuning=tuning)
+    remote = run_invert(str(aligned), tmp_path / "ray", GENERATOR, ENCODER, settings, "none", batch_size=1, device_name="cpu",
+                        ray=RaySettings("auto", workers=2), tuning=tuning)
+    assert local["inverted"] == remote["inverted"] == 3
+    shared = sorted(p.name for p in (tmp_path / "local" / "tuned").iterdir())
+    assert len(shared) == 2 and shared == sorted(p.name for p in (tmp_path / "ray" / "tuned").iterdir())  # one per photo
+    sha = load_checkpoint(GENERATOR).sha256
+    for name in shared:
+        ours, theirs = read_delta(tmp_path / "local" / "tuned" / name, sha), read_delta(tmp_path / "ray" / "tuned" / name, sha)
+        assert set(ours) == set(theirs)
+        for key in ours:
+            torch.testing.assert_close(theirs[key], ours[key], rtol=0, atol=1e-4)
+
 def test_a_worker_that_cannot_see_out_says_so(tmp_path):
     marker = tmp_path / ".ray-storage-check"
     marker.write_text("token-a")
