@@ -1,15 +1,15 @@
 """Pivotal tuning's cost on this machine, side by side with pivot-only inversion, in one run: seconds per
-face and disk per face (the fp16 weight delta) for `--tune 0 / 50 / 350` at 64 and 256 px, and what
+face and disk per face (the fp16 weight delta) for `--tune 0 / 50 / 200 / 350` at 64 and 256 px, and what
 tuning buys: the PSNR of the pivot's render before and after, and how far renders of random codes moved
 (the locality regulariser's purpose), with the regulariser on and off.
 
-No real weights exist here, so the generators are StyleGAN2s with stylegan2-ada-pytorch's layouts (64 px:
-the bundled demo's size class; 256 px: FFHQ-256's channel_base 16384 / max 512) and random weights, and
+No real weights exist here, so the 64 px generator is the bundled demo model (assets/example-stylegan2-64.pt)
+and the 256 px one a StyleGAN2 with FFHQ-256's layout (channel_base 16384 / max 512) and random weights;
 the target is a real face crop from ../shared/photos at the generator's resolution. The pivot is the
 mean code after `--pivot-steps` of W+ optimisation (pixel loss; no encoder for a random generator).
 LPIPS is off unless VGG16 weights are found, so PTI's LPIPS terms and early stop are off too.
 
-    python benchmarks/tune.py [--resolutions 64 256] [--steps 0 50 350] [--pivot-steps 20] [--device cpu]
+    python benchmarks/tune.py [--resolutions 64 256] [--steps 0 50 200 350] [--pivot-steps 20] [--device cpu]
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ PHOTO = ROOT.parent / "shared" / "photos" / "face-recognition" / "obama.jpg"
 
 
 def stand_in(resolution: int, device: torch.device) -> Generator:
+    if resolution == 64:  # the bundled model
+        from generators.checkpoint import load_checkpoint
+
+        return load_checkpoint(ROOT / "assets" / "example-stylegan2-64.pt").build_generator(device)
     torch.manual_seed(0)
     base, top = (2048, 128) if resolution <= 64 else (16384, 512)
     config = StyleGAN2Config(img_resolution=resolution, z_dim=top, w_dim=top, channels=channels_for(resolution, base, top))
@@ -62,7 +66,7 @@ def random_renders(generator: Generator, count: int = 4) -> tuple[torch.Tensor, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolutions", type=int, nargs="+", default=[64, 256])
-    parser.add_argument("--steps", type=int, nargs="+", default=[0, 50, 350])
+    parser.add_argument("--steps", type=int, nargs="+", default=[0, 50, 200, 350])
     parser.add_argument("--pivot-steps", type=int, default=20)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("/tmp/sefa-edit-tune-benchmark"))
