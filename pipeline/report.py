@@ -81,6 +81,10 @@ def _quality(psnr, lpips, identity=None) -> str:
     return text
 
 
+def _shared_by(faces) -> str:
+    return f" shared by the photo's {faces} faces" if isinstance(faces, int) and faces > 1 else ""
+
+
 def _bytes(count) -> str:
     if not isinstance(count, int):
         return "? MB"
@@ -94,6 +98,9 @@ def _identity_line(edits_dir: Path) -> str:
     scores = {name: value for name, value in scores.items() if name != "reconstruction.png"}
     if not scores:
         return ""
+    if len(set(map(str, scores.values()))) == 1 and isinstance(next(iter(scores.values())), str):
+        return (f'<p class="identity">identity distance to the photo (dlib): {html.escape(str(next(iter(scores.values()))))} '
+                f'in any of the {len(scores)} edits</p>')
     chips = []
     for name in sorted(scores, key=lambda n: (_edit_and_strength(Path("photo_" + Path(n).stem)))):
         value = scores[name]
@@ -200,7 +207,8 @@ def _face_block(face: _Face, number: int, out: Path, untouched: dict[str, object
     tuned = record.get("tuned_reconstruction")
     if isinstance(tuned, str) and Path(tuned).is_file():
         cells.append(f'<figure>{_img(Path(tuned), out, "tuned")}<figcaption>pivotal tuning '
-                     f'({metrics.get("tune_steps_run", "?")} steps, {_bytes(metrics.get("tuned_bytes"))}), '
+                     f'({metrics.get("tune_steps_run", "?")} steps, {_bytes(metrics.get("tuned_bytes"))}'
+                     f'{_shared_by(metrics.get("tuned_faces"))}), '
                      f'{_quality(metrics.get("tuned_psnr"), metrics.get("tuned_lpips"), metrics.get("tuned_identity"))}'
                      f'</figcaption></figure>')
     grid = out / "edits" / face.name / "grid.png"
