@@ -295,12 +295,18 @@ def test_inversion_on_cpu_writes_each_crop_as_it_finishes_and_counts_images(monk
         def __exit__(self, *args):
             return False
 
-        def add_task(self, description, total):
+        def start(self):
+            pass
+
+        def stop(self):
+            pass
+
+        def add_task(self, description, total, **fields):
             advanced.append(total)
             return 0
 
-        def advance(self, task, amount):
-            advanced.append(amount)
+        def update(self, task, completed=None, **fields):
+            advanced.append(completed)
 
     monkeypatch.setattr(progress, "Progress", Recorder)
     monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: True, raising=False)
@@ -308,7 +314,7 @@ def test_inversion_on_cpu_writes_each_crop_as_it_finishes_and_counts_images(monk
     advanced.clear()
     run_invert(str(tmp_path / "aligned"), tmp_path / "codes", GENERATOR, ENCODER, InversionSettings(steps=0), "none",
                batch_size=3, device_name="cpu")
-    assert advanced == [2, 2]  # total 2 images; one batch of 2 advances the bar by 2, not by 1
+    assert advanced == [2, 2]  # total 2 images; one batch of 2 moves the bar to 2, not to 1
 
 
 def test_out_of_memory_halves_the_batch_and_gives_the_same_codes(tmp_path, monkeypatch):

@@ -316,7 +316,9 @@ def test_a_group_photo_is_picked_on_the_photo_and_both_downloads_stay(app, tmp_p
         upload = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"), 30, "the page")[0]
         upload.send_keys(str(SHARED / "photos" / "face-recognition" / "two_people.jpg"))
         wait_for(lambda: "two_people.jpg: 2 faces: click the one" in browser.find_element(By.ID, "status").text, 60, "the choice")
-        captions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#faces .caption-label")]
+        captions = wait_for(lambda: (lambda found: found if len(found) == 2 else None)(browser.execute_script(
+            "return [...document.querySelectorAll('#faces .caption-label')].map(c => c.textContent.trim())")),
+            30, "the numbered thumbnails")
         assert captions == ["face 1", "face 2"], captions  # numbers matching the boxes, no internal names
         wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#faces-photo img"), 30, "the photo with boxes")
         sidecars = sorted(out.glob("aligned/two_people_*.json"), key=lambda p: -face_side(read_sidecar(p)))
