@@ -29,12 +29,30 @@ NO_FACE_IN_PHOTO = "no face in the photo's crop"
 DRIFT_WARNING = "may no longer look like the same person"
 _SIDE = 256  # crops and renders are brought to this size before detection (the detector finds faces from ~40 px)
 _lock = threading.Lock()  # dlib's models are shared by the threads of the editor
+_load_lock = threading.Lock()
 
 
 @lru_cache(maxsize=1)
-def _models():
-    return (dlib.get_frontal_face_detector(), dlib.shape_predictor(str(model_path("5"))),
-            dlib.face_recognition_model_v1(str(model_path("recognition"))))
+def _detector():
+    return dlib.get_frontal_face_detector()
+
+
+@lru_cache(maxsize=1)
+def _read_recognition():
+    return dlib.shape_predictor(str(model_path("5"))), dlib.face_recognition_model_v1(str(model_path("recognition")))
+
+
+def _recognition():
+    """The landmark predictor and the ResNet: ~3 s to read, so read only once a face needs describing (an
+    untrained generator's renders never do) or ahead of time by `prefetch`; read once, whichever thread asks first."""
+    with _load_lock:
+        return _read_recognition()
+
+
+def prefetch() -> None:
+    """Start reading the models in the background (a stage calls this before its slow work, so the reading
+    overlaps it instead of adding to it)."""
+    threading.Thread(target=lambda: (_detector(), _recognition()), daemon=True).start()
 
 
 def descriptor(rgb: np.ndarray) -> np.ndarray | None:
@@ -43,12 +61,12 @@ def descriptor(rgb: np.ndarray) -> np.ndarray | None:
     if image.shape[0] != _SIDE or image.shape[1] != _SIDE:
         interpolation = cv2.INTER_AREA if image.shape[0] > _SIDE else cv2.INTER_CUBIC
         image = cv2.resize(image, (_SIDE, _SIDE), interpolation=interpolation)
-    detector, predictor, recognition = _models()
     with _lock:
-        boxes = detector(image, 1)
+        boxes = _detector()(image, 0)  # an aligned face spans half the crop: 128 px at 256, no upsampling needed
         if not boxes:
             return None
         box = max(boxes, key=lambda rect: rect.width() * rect.height())
+        predictor, recognition = _recognition()
         shape = predictor(image, box)
         return np.asarray(recognition.compute_face_descriptor(image, shape), dtype=np.float64)
 

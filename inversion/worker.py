@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from common import atomic, images
-from common.identity import NO_FACE_IN_PHOTO, descriptor, identity_distance
+from common.identity import NO_FACE_IN_PHOTO, descriptor, identity_distance, prefetch
 from common.devices import resolve_device
 from generators.checkpoint import LoadedCheckpoint, load_checkpoint
 from inversion.encoder import load_encoder
@@ -115,6 +115,7 @@ class InversionWorker:
             self.encoder.requires_grad_(False)
         self.lpips = LPIPS(vgg_file).to(self.device) if vgg_file is not None else None
         self.say: Callable[[str], None] = lambda message: None
+        prefetch()  # the identity models load while the crops are inverted
         self.run_batch = HalvingRunner(self._invert_targets, lambda message: self.say(message))
 
     def seconds_per_crop(self, batch: int = 1) -> float:
