@@ -12,6 +12,9 @@ from typing import Callable
 from common.progress import format_duration
 
 LONG_SECONDS = 300.0  # past this estimate, the plan says how to make the job faster
+# The warm-up costs about three optimisation steps: worth it from a few faces' worth of steps on (below that
+# the job is short, and its status lines give the rate after the first steps anyway).
+WARM_UP_FROM_STEPS = 300
 
 
 def plan_lines(photos: int, faces: int, to_invert: int, steps: int, device: str,
@@ -43,7 +46,7 @@ def say_plan(say: Callable[[str], None], photos: int, steps: int, device: str) -
     """The `plan` callback of `run_invert`: measures (when it can) and says the plan."""
 
     def plan(to_invert: int, faces: int, measure: Callable[[], float] | None) -> None:
-        seconds = measure() if measure is not None and steps > 0 else None
+        seconds = measure() if measure is not None and steps > 0 and to_invert * steps >= WARM_UP_FROM_STEPS else None
         for line in plan_lines(photos, faces, to_invert, steps, device, seconds):
             say(line)
 

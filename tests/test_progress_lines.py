@@ -72,6 +72,9 @@ def _slow_generators(monkeypatch) -> None:
 
 
 def test_a_slow_inversion_says_its_steps_its_plan_and_seconds_per_crop(tmp_path, monkeypatch, capsys):
+    import pipeline.plan
+
+    monkeypatch.setattr(pipeline.plan, "WARM_UP_FROM_STEPS", 1)  # two faces of three steps: measured all the same
     _slow_generators(monkeypatch)
     monkeypatch.setenv("SEFA_EDIT_STATUS_SECONDS", "0")
     crops = tmp_path / "aligned"
