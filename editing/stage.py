@@ -27,6 +27,7 @@ from common.errors import UserError
 from common.failures import FailureLog
 from common.fingerprint import content_sha256, fingerprint
 from common.tuned_weights import BadDelta, apply_delta, delta_of_code, read_delta
+from common.identity import enabled as identity_enabled
 from common.identity import DRIFT_WARNING, NO_FACE_IN_PHOTO, SAME_PERSON, descriptor, drifted, identity_distance
 from common.json_files import read_json_object
 from common.layer_spec import parse_layer_spec
@@ -302,6 +303,8 @@ def person_of(code: Path) -> tuple[bool, np.ndarray | None]:
 def _identities(item: CodeItem, specs: list[EditSpec], rendered: dict) -> dict[str, float | str]:
     """{image file name: identity distance to the photo's person (under 0.6: the same person), or why there
     is none}, for the reconstruction and every edit; empty for codes that come from no photo (samples)."""
+    if not identity_enabled():
+        return {}
     from_photo, person = person_of(item.code)
     if not from_photo:
         return {}

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from common import atomic, images
-from common.identity import NO_FACE_IN_PHOTO, descriptor, identity_distance, prefetch
+from common.identity import IDENTITY_OFF, NO_FACE_IN_PHOTO, descriptor, identity_distance, prefetch
+from common.identity import enabled as identity_enabled
 from common.devices import resolve_device
 from generators.checkpoint import LoadedCheckpoint, load_checkpoint
 from inversion.encoder import load_encoder
@@ -219,7 +220,8 @@ class InversionWorker:
         rgb = images.tensor_to_uint8(image)[0]
         return {"tuned_psnr": round(psnr_from_mse(mse).item(), 3), "tuned_mse": round(mse.item(), 6),
                 "tuned_lpips": round(lpips, 5) if lpips is not None else None,
-                "tuned_identity": NO_FACE_IN_PHOTO if person is None else identity_distance(None, rgb, person)}, rgb
+                "tuned_identity": IDENTITY_OFF if not identity_enabled()
+                else NO_FACE_IN_PHOTO if person is None else identity_distance(None, rgb, person)}, rgb
 
     def _record_tuning(self, job: CropJob, outcome: Outcome, extra: dict, rgb: np.ndarray, delta_file: Path) -> Outcome:
         """The face's tuned reconstruction written, its info JSON and outcome updated to point at the delta."""
@@ -238,9 +240,11 @@ class InversionWorker:
         code_path, rec_path, info_path = output_paths(self.out_dir, job.name)
         reconstruction = images.tensor_to_uint8(result.reconstructions[index : index + 1])[0]
         encoder_only = images.tensor_to_uint8(result.start_reconstructions[index : index + 1])[0] if self.encoder is not None else None
-        photo_descriptor = descriptor(images.read_rgb(job.aligned))
+        photo_descriptor = descriptor(images.read_rgb(job.aligned)) if identity_enabled() else None
 
         def identity(render):
+            if not identity_enabled():
+                return IDENTITY_OFF
             return NO_FACE_IN_PHOTO if photo_descriptor is None else identity_distance(None, render, photo_descriptor)
 
         metrics = {

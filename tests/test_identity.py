@@ -91,3 +91,11 @@ def test_the_report_marks_edits_that_drift_from_the_person(tmp_path):
     line = _identity_line(folder)
     assert f"1 {DRIFT_WARNING}" in line and '<span class="drift">dir00 +3: 0.72</span>' in line
     assert "dir00 -3: 0.31" in line and f"dir01 +3: {NO_FACE_IN_RENDER}" in line and "reconstruction" not in line
+
+
+def test_identity_can_be_turned_off_and_says_so(crops, monkeypatch):
+    from common.identity import IDENTITY_OFF
+
+    monkeypatch.setenv("SEFA_EDIT_IDENTITY", "0")
+    crop = read_rgb(crops["obama"])
+    assert identity_distance(crop, crop) == IDENTITY_OFF
