@@ -290,11 +290,13 @@ def person_of(code: Path) -> tuple[bool, np.ndarray | None]:
     stored = info.get("photo_descriptor")
     if isinstance(stored, list) and len(stored) == 128 and all(isinstance(v, (int, float)) for v in stored):
         return True, np.asarray(stored, dtype=np.float64)
+    if "photo_descriptor" in info and stored is None:  # `invert` looked and found no face in the crop: not again
+        return True, None
     record = info.get("record") if isinstance(info.get("record"), dict) else {}
     aligned = record.get("aligned")
-    if "photo_descriptor" in info or (isinstance(aligned, str) and Path(aligned).is_file()):
+    if isinstance(aligned, str) and Path(aligned).is_file():  # a code inverted before descriptors were stored
         try:
-            return True, descriptor(images.read_rgb(Path(aligned))) if isinstance(aligned, str) else None
+            return True, descriptor(images.read_rgb(Path(aligned)))
         except (OSError, ValueError):
             return True, None
     return False, None
