@@ -424,13 +424,17 @@ def sample(
     truncation_cutoff: Optional[int] = typer.Option(None, "--truncation-cutoff", metavar="N", help="Code entries truncated (default: 8 for StyleGAN, all for StyleGAN2)."),
     batch_size: int = typer.Option(8, "--batch-size", metavar="N", help="Images rendered together."),
     class_index: Optional[int] = typer.Option(None, "--class", metavar="K", help="Class label K of a conditional generator (NVIDIA c_dim > 0)."),
+    translate: str = typer.Option("0,0", "--translate", metavar="X,Y", help="StyleGAN3: shift every image by X,Y half-image units (gen_images.py --translate); kept for `edit`."),
+    rotate: float = typer.Option(0.0, "--rotate", metavar="DEG", help="StyleGAN3: rotate every image by DEG degrees (gen_images.py --rotate); kept for `edit`."),
     device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=DEVICE_HELP),
 ) -> None:
     """Random codes and their images, which `edit` accepts: how SeFa edits samples, and the way to edit with PGGAN."""
-    from editing.sample import SampleSettings, run_sample
+    from editing.sample import SampleSettings, parse_translate, run_sample
+    from generators.interface import InputTransform
 
     settings = SampleSettings(count=count, seed=seed, truncation_psi=truncation, truncation_cutoff=truncation_cutoff,
-                              batch_size=batch_size, class_index=class_index)
+                              batch_size=batch_size, class_index=class_index,
+                              transform=InputTransform(parse_translate(translate), rotate))
     settings.validate()
     written = run_sample(_weights(generator), out, settings, device, emit=_emit, say=_say)
     _say(f"wrote {written} sample(s) to {out}")

@@ -49,7 +49,8 @@ class Published:
     resolution: int | None = None
     source: str = ""
     encoder: str | None = None  # the published encoder that goes with this generator (`-g NAME` loads both)
-    kind: str = "generator"  # generator | encoder | weights
+    kind: str = "generator"  # generator | encoder | weights | config
+    companions: tuple[str, ...] = ()  # published files that must lie beside this one (BigGAN's config.json)
 
     @property
     def url(self) -> str:
@@ -67,6 +68,47 @@ def _drive(file_id: str, filename: str) -> Location:
 _CUHK = "https://mycuhk-my.sharepoint.com/:u:/g/personal/1155082926_link_cuhk_edu_hk/"
 _NVIDIA_FFHQ = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan2/versions/1/files/stylegan2-ffhq-1024x1024.pkl"
 
+_NGC_STYLEGAN3 = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/"
+_STYLEGAN3_DATASETS = {
+    "ffhq": "FFHQ", "ffhqu": "unaligned FFHQ", "metfaces": "MetFaces", "metfacesu": "unaligned MetFaces", "afhqv2": "AFHQv2",
+}
+_STYLEGAN3_PUBLISHED = (  # (config, dataset, resolution), as listed in NVlabs/stylegan3's README
+    ("t", "ffhq", 1024), ("t", "ffhqu", 1024), ("t", "ffhqu", 256), ("r", "ffhq", 1024), ("r", "ffhqu", 1024),
+    ("r", "ffhqu", 256), ("t", "metfaces", 1024), ("t", "metfacesu", 1024), ("r", "metfaces", 1024),
+    ("r", "metfacesu", 1024), ("t", "afhqv2", 512), ("r", "afhqv2", 512),
+)
+
+
+def _stylegan3_models() -> list["Published"]:
+    equivariance = {"t": "translation-equivariant", "r": "translation- and rotation-equivariant"}
+    return [Published(f"stylegan3-{config}-{dataset}-{resolution}",
+                      (Location(f"{_NGC_STYLEGAN3}stylegan3-{config}-{dataset}-{resolution}x{resolution}.pkl",
+                                f"stylegan3-{config}-{dataset}-{resolution}x{resolution}.pkl"),), None,
+                      f"StyleGAN3-{config.upper()} ({equivariance[config]}), {_STYLEGAN3_DATASETS[dataset]} "
+                      f"{resolution}x{resolution} (NVIDIA)", "stylegan3", resolution, "NVIDIA")
+            for config, dataset, resolution in _STYLEGAN3_PUBLISHED]
+
+
+_BIGGAN = "https://s3.amazonaws.com/models.huggingface.co/biggan/"
+
+
+def _biggan_models() -> list["Published"]:
+    """pytorch-pretrained-biggan's three BigGAN-deep generators (its PRETRAINED_MODEL_ARCHIVE_MAP): weights
+    and the config.json that says how to build the network, fetched together."""
+    models = []
+    for resolution in (128, 256, 512):
+        name = f"biggan-deep-{resolution}"
+        models += [
+            Published(name, (Location(f"{_BIGGAN}{name}-pytorch_model.bin", f"{name}-pytorch_model.bin"),), None,
+                      f"BigGAN-deep, ImageNet {resolution}x{resolution}, 1000 classes (DeepMind, converted by Hugging Face)",
+                      "biggan", resolution, "huggingface/pytorch-pretrained-BigGAN", companions=(f"{name}-config",)),
+            Published(f"{name}-config", (Location(f"{_BIGGAN}{name}-config.json", f"{name}-config.json"),), None,
+                      f"the config.json of {name} (fetched with it)", "biggan", resolution,
+                      "huggingface/pytorch-pretrained-BigGAN", kind="config"),
+        ]
+    return models
+
+
 _CURATED = [
     # NVIDIA's official StyleGAN2 FFHQ generators (pickles read with the restricted unpickler), no checksums
     # published. stylegan2-ffhq-1024 is also in SeFa's zoo, converted to genforce's format: the mirror.
@@ -79,6 +121,9 @@ _CURATED = [
               (Location("https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/stylegan2-ffhqu-256x256.pkl",
                         "stylegan2-ffhqu-256x256.pkl"),),
               None, "StyleGAN2, unaligned FFHQ 256x256 (NVIDIA, stylegan3 release)", "stylegan2", 256, "NVIDIA"),
+    # NVIDIA's StyleGAN3 generators (NVlabs/stylegan3 README: NGC catalogue), configs T and R; no checksums published.
+    *_stylegan3_models(),
+    *_biggan_models(),
     # In-Domain GAN Inversion (genforce/idinvert_pytorch README and Colab notebook; Dropbox before ce866b0).
     Published("idinvert-ffhq-256", (
         _drive("1SjWD4slw612z2cXa3-n38JwKZXqDUerG", "styleganinv_ffhq256_generator.pth"),
@@ -174,6 +219,8 @@ def fetch(name: str, timeout: float = 30.0) -> Path:
     if name not in PUBLISHED:
         raise UserError(f"unknown model name {name!r}; `sefa-edit models list` shows the names")
     item = PUBLISHED[name]
+    for companion in item.companions:
+        fetch(companion, timeout)
     folder = cache_dir()
     for location in item.locations:
         cached = _verified_cache(item, folder / location.filename)

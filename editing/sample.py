@@ -3,7 +3,8 @@
 This is how SeFa itself is used (its `sefa.py` and interface edit random samples), and the only way to
 edit with a PGGAN, which has no W+ to invert photos into. Sample k uses seed `seed + k` and
 z = RandomState(seed + k).randn(z_dim) (NVIDIA's `gen_images.py` convention, so `-n 8` and `-n 16` with
-one seed share their first 8 samples). Per sample `OUT/seed<NNNN>.npy` (the code [num_ws, w_dim]: W+ for
+one seed share their first 8 samples; BigGAN draws its truncated normal from the same RandomState). The
+record keeps the render condition (class, truncation, StyleGAN3's input transform) for `edit`. Per sample `OUT/seed<NNNN>.npy` (the code [num_ws, w_dim]: W+ for
 StyleGAN / StyleGAN2, z as [1, z_dim] for PGGAN), `OUT/seed<NNNN>.png` (its image) and
 `OUT/seed<NNNN>.json` (the record `edit` reads), so `sefa-edit edit OUT ...` edits them.
 """
@@ -24,6 +25,7 @@ from common.output_folder import check_output_path, claimed_output_folder
 from common.progress import track
 from common.validate import require_finite
 from generators.checkpoint import load_checkpoint
+from generators.interface import InputTransform, apply_render_condition, draw_noise, supports_input_transform, truncates
 
 MAX_SAMPLES = 100_000
 
@@ -36,6 +38,7 @@ class SampleSettings:
     truncation_cutoff: int | None = None  # None: the generator's own default (8 for StyleGAN v1, all for StyleGAN2)
     batch_size: int = 8
     class_index: int | None = None  # a conditional generator's class; None: the all-zero label, with a warning
+    transform: InputTransform = InputTransform()  # StyleGAN3's input rotation / translation (gen_images.py)
 
     def validate(self) -> None:
         if not 1 <= self.count <= MAX_SAMPLES:
@@ -50,6 +53,20 @@ class SampleSettings:
             raise UserError(f"--batch-size {self.batch_size}: must be 1 or more")
         if self.class_index is not None and self.class_index < 0:
             raise UserError(f"--class {self.class_index}: must be 0 or more")
+        require_finite("--rotate", self.transform.rotate)
+        for value in self.transform.translate:
+            require_finite("--translate", value)
+
+
+def parse_translate(text: str) -> tuple[float, float]:
+    """'X,Y' -> (X, Y), in half-image units as NVIDIA's gen_images.py takes them."""
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        raise UserError(f"--translate {text!r}: expected two numbers X,Y (e.g. 0.1,-0.05, in half-image units)") from None
 
 
 def check_class(generator, class_index: int | None, source: str, say: Callable[[str], None]) -> None:
@@ -73,21 +90,30 @@ def run_sample(generator_path: Path, out_dir: Path, settings: SampleSettings, de
     checkpoint = load_checkpoint(generator_path)
     if not checkpoint.can_render:
         raise UserError(f"{generator_path}: cannot render {checkpoint.architecture} images; use a StyleGAN2, StyleGAN or PGGAN generator")
-    if checkpoint.latent_space == "Z" and settings.truncation_psi not in (None, 1.0):
-        raise UserError(f"--truncation {settings.truncation_psi}: a {checkpoint.architecture} generator has no mapping network "
-                        f"to truncate; drop --truncation")
     device = resolve_device(device_name)
     generator = checkpoint.build_generator(device)
+    if not truncates(generator) and settings.truncation_psi not in (None, 1.0):
+        raise UserError(f"--truncation {settings.truncation_psi}: a {checkpoint.architecture} generator has no mapping network "
+                        f"to truncate; drop --truncation")
     psi = 1.0 if settings.truncation_psi is None else settings.truncation_psi
     cutoff = settings.truncation_cutoff if settings.truncation_cutoff is not None else generator.default_truncation_cutoff
     if cutoff is not None and cutoff > generator.num_ws:
         raise UserError(f"--truncation-cutoff {cutoff}: this generator has {generator.num_ws} code entries")
     check_class(generator, settings.class_index, str(generator_path), say)
+    if not settings.transform.is_identity and not supports_input_transform(generator):
+        raise UserError(f"--translate/--rotate: {generator_path}: this generator cannot rotate or translate its renders "
+                        f"(only StyleGAN3 can: its input is a continuous signal); drop them")
+    transform = None if settings.transform.is_identity else settings.transform.as_json()
+    condition = {"class": settings.class_index, "truncation_psi": psi, "input_transform": transform}
+    try:
+        apply_render_condition(generator, condition)
+    except ValueError as exc:
+        raise UserError(f"{generator_path}: {exc}") from exc
     seeds = list(range(settings.seed, settings.seed + settings.count))
     with claimed_output_folder(out_dir):
         batches = [seeds[i : i + settings.batch_size] for i in range(0, len(seeds), settings.batch_size)]
         for batch in track(batches, "sampling", weight=len, unit="images"):
-            z = torch.from_numpy(np.stack([np.random.RandomState(s).randn(generator.z_dim) for s in batch])).float().to(device)
+            z = torch.from_numpy(np.stack([draw_noise(generator, s) for s in batch])).float().to(device)
             with torch.no_grad():
                 codes = generator.sample_codes(z, truncation_psi=psi, truncation_cutoff=cutoff, class_index=settings.class_index)
                 pictures = images.tensor_to_uint8(generator.render(codes))
@@ -100,7 +126,7 @@ def run_sample(generator_path: Path, out_dir: Path, settings: SampleSettings, de
                 atomic.write_json(stem.with_suffix(".json"), {
                     "record": record, "generator_sha256": checkpoint.sha256, "generator": str(Path(generator_path).resolve()),
                     "truncation_psi": psi, "truncation_cutoff": cutoff, "latent_space": checkpoint.latent_space,
-                    "class": settings.class_index,
+                    "class": settings.class_index, **({"input_transform": transform} if transform else {}),
                 })
                 emit(record)
     return len(seeds)

@@ -46,7 +46,8 @@ from editing.photo_composite import MIN_FACE_SIZE, RECONSTRUCTION_NAME, EditedFa
 from editing.recipe import check_recipe_for, load_recipe
 from editing.sidecar import BadSidecar, Sidecar, read_sidecar
 from generators.checkpoint import load_checkpoint
-from generators.latent_edit import move_along
+from generators.interface import apply_render_condition, render_condition_of
+from generators.latent_edit import code_entries, move_along
 
 MARKER_NAME = ".edit.json"
 MARKER_VERSION = 3
@@ -113,6 +114,18 @@ def list_codes(input_spec: str, stdin: Iterator[str] | None = None, exclude: Pat
     return [CodeItem(p, name, _meta_of(p)) for p, name in zip(codes, names)]
 
 
+def render_condition_of_code(code: Path) -> dict:
+    """What else than the code decides its render, from the record beside it (`sample`'s JSON): the
+    class and truncation of a BigGAN sample, StyleGAN3's input transform (`generators/interface.py`)."""
+    info = code.with_suffix(".json")
+    if not info.is_file():
+        return {}
+    try:
+        return render_condition_of(read_json_object(info))
+    except (OSError, ValueError):
+        return {}
+
+
 def _meta_of(code: Path) -> Path | None:
     """The alignment sidecar recorded by `invert` beside the code."""
     info = code.with_suffix(".json")
@@ -130,6 +143,8 @@ def resolve_layers(spec: EditSpec, directions: DirectionsFile, override: str | N
     if override is not None:
         return parse_layer_spec(override, num_ws)
     layers = list(spec.layers) if spec.layers is not None else directions.layers
+    if num_ws == 1:
+        return code_entries(layers, num_ws)
     bad = [i for i in layers if not 0 <= i < num_ws]
     if bad:
         raise UserError(f"--edit {spec.name}: layers {bad} do not exist in this generator (0..{num_ws - 1})")
@@ -218,7 +233,9 @@ def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: Direc
                 sidecar = read_sidecar(item.meta)
             delta_file = delta_of_code(item.code)  # pivotal tuning's weights for this face, from `invert --tune`
             tuned = content_sha256(delta_file) if delta_file is not None else None
-            item_print = fingerprint(code=content_sha256(item.code), **shared_print, **({"tuned": tuned} if tuned else {}))
+            condition = render_condition_of_code(item.code)
+            item_print = fingerprint(code=content_sha256(item.code), **shared_print, **({"tuned": tuned} if tuned else {}),
+                                     **({"render_condition": condition} if condition else {}))
         except BadSidecar as exc:
             summary["failed"] += 1
             failures.add(item.code, "bad_sidecar", str(exc))
@@ -244,6 +261,12 @@ def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: Direc
                 except (BadDelta, ValueError) as exc:
                     summary["failed"] += 1
                     failures.add(item.code, "bad_tuning", str(exc))
+                    continue
+                try:
+                    apply_render_condition(face_generator, condition)
+                except ValueError as exc:
+                    summary["failed"] += 1
+                    failures.add(item.code, "bad_code", f"{item.code.with_suffix('.json')}: {exc}")
                     continue
                 identities = _edit_one(item, target, planned, previous, face_generator, directions, specs, layers, options, device,
                                        item_print)

@@ -16,7 +16,7 @@ import torch
 from common import images
 from common.progress import track
 from generators.latent_edit import move_along
-from generators.interface import LatentGenerator
+from generators.interface import LatentGenerator, apply_render_condition, draw_noise, truncates
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,13 @@ def strengths(settings: PreviewSettings) -> np.ndarray:
 
 @torch.no_grad()
 def sample_codes(generator: LatentGenerator, settings: PreviewSettings, device: torch.device) -> torch.Tensor:
-    rng = torch.Generator().manual_seed(settings.seed)
-    z = torch.randn([settings.num_samples, generator.z_dim], generator=rng).to(device)
-    return generator.sample_codes(z, truncation_psi=settings.truncation_psi, truncation_cutoff=settings.truncation_cutoff)
+    """Row s is `sefa-edit sample`'s sample seed + s at the preview's truncation (BigGAN also renders at
+    that truncation; a conditional generator gets the all-zero label)."""
+    seeds = range(settings.seed, settings.seed + settings.num_samples)
+    z = torch.from_numpy(np.stack([draw_noise(generator, s) for s in seeds])).float().to(device)
+    psi = settings.truncation_psi if truncates(generator) else 1.0
+    apply_render_condition(generator, {"truncation_psi": psi})
+    return generator.sample_codes(z, truncation_psi=psi, truncation_cutoff=settings.truncation_cutoff)
 
 
 @torch.no_grad()

@@ -82,8 +82,8 @@ def run_factorize(
     checkpoint = load_checkpoint(checkpoint_path)
     if preview is not None and not checkpoint.can_render:
         raise UserError(
-            f"{checkpoint_path}: --preview renders images, which needs a StyleGAN2, StyleGAN or PGGAN generator "
-            f"({checkpoint.architecture} is read for factorisation only); drop --preview"
+            f"{checkpoint_path}: --preview renders images, and this {checkpoint.architecture} checkpoint cannot render "
+            f"({'; '.join(checkpoint.notes) or 'read for factorisation only'}); drop --preview"
         )
     directions, seconds = factorize_checkpoint(checkpoint, layer_spec, num_directions)
     directions.labels = labels

@@ -6,7 +6,7 @@ Formats (detected from the file's bytes and contents, never from its name alone)
 - `genforce-pth`: genforce StyleGAN2 / StyleGAN / PGGAN `.pth` (`generator_smooth` / `generator`);
 - `idinvert-pth`: In-Domain GAN Inversion's published StyleGAN generators (a bare state dict);
 - `psp-pt`: pSp / e4e checkpoints: their rosinality StyleGAN2 `decoder` (the encoder is read by `-e`, or with `-g`);
-- `biggan-pytorch`: `pytorch-pretrained-biggan` state dicts;
+- `biggan-pytorch`: `pytorch-pretrained-biggan` state dicts (rendered with the `config.json` beside them);
 - `sefa-edit-pt`: this project's own StyleGAN2 files (`save_native`), e.g. the bundled example model.
 Torch files are read with `torch.load(weights_only=True)`: tensors and plain containers only.
 """
@@ -29,7 +29,8 @@ from common import atomic
 from common.errors import UserError
 from common.hashing import sha256_file
 from common.regular_files import problem_with
-from generators import pggan, reading_settings, stylegan, stylegan2_state
+from generators import biggan as biggan_network
+from generators import pggan, reading_settings, stylegan, stylegan2_state, stylegan3
 from generators.readers import biggan, genforce, idinvert, nvidia_pkl, psp, rosinality
 from generators.state_layout import LayoutError, load_checked
 from generators.stylegan2 import Generator, StyleGAN2Config
@@ -46,14 +47,16 @@ class LoadedCheckpoint:
 
     path: Path
     format: str  # nvidia-pkl | rosinality-pt | genforce-pth | idinvert-pth | biggan-pytorch | sefa-edit-pt
-    architecture: str  # stylegan2 | stylegan | pggan | biggan
+    architecture: str  # stylegan2 | stylegan3 | stylegan | pggan | biggan
     state: dict[str, torch.Tensor]  # NVIDIA names for stylegan2; the source's own names otherwise
     resolution: int
     latent_dim: int  # w_dim for style-based generators, z_dim for PGGAN / BigGAN
     num_latent_layers: int  # W+ entries (style-based), or latent-reading layer groups (PGGAN, BigGAN)
     latent_space: str  # "W+" or "Z"
     stylegan2_config: StyleGAN2Config | None = None
-    synthesis_config: stylegan.StyleGANConfig | pggan.PGGANConfig | None = None  # StyleGAN v1 / PGGAN
+    # StyleGAN3, StyleGAN v1, PGGAN, BigGAN
+    synthesis_config: (stylegan3.StyleGAN3Config | stylegan.StyleGANConfig | pggan.PGGANConfig
+                       | biggan_network.BigGANConfig | None) = None
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     discriminator_state: dict[str, torch.Tensor] | None = None  # NVIDIA names; NVIDIA pickles and our own files
@@ -83,13 +86,17 @@ class LoadedCheckpoint:
         """The full network, with the interface of `generators/interface.py` (StyleGAN2, StyleGAN v1, PGGAN)."""
         if self.stylegan2_config is not None:
             return stylegan2_state.load_into_generator(self.stylegan2_config, self.state).to(device)
+        if isinstance(self.synthesis_config, stylegan3.StyleGAN3Config):
+            return load_checked(stylegan3.Generator(self.synthesis_config), self.state).eval().to(device)
         if isinstance(self.synthesis_config, stylegan.StyleGANConfig):
             return load_checked(stylegan.Generator(self.synthesis_config), self.state).eval().to(device)
         if isinstance(self.synthesis_config, pggan.PGGANConfig):
             return load_checked(pggan.Generator(self.synthesis_config), self.state).eval().to(device)
+        if isinstance(self.synthesis_config, biggan_network.BigGANConfig):
+            return load_checked(biggan_network.Generator(self.synthesis_config), self.state).eval().to(device)
         raise UserError(
-            f"{self.path}: synthesis for {self.architecture} is not implemented (StyleGAN2, StyleGAN and PGGAN render "
-            f"images); factorize works, use one of those to render previews or edits"
+            f"{self.path}: cannot render: {'; '.join(self.notes) or 'no synthesis network for ' + self.architecture}; "
+            f"factorize works without rendering"
         )
 
     def build_discriminator(self, device: torch.device | str = "cpu"):
@@ -131,12 +138,27 @@ class LoadedCheckpoint:
                 num_fp16_res=config.num_fp16_res,
                 channels={str(k): v for k, v in sorted(config.channels.items())},
             )
+        if isinstance(self.synthesis_config, stylegan3.StyleGAN3Config):
+            config = self.synthesis_config
+            input_plan, layers = stylegan3.synthesis_plan(config)
+            info.update(z_dim=config.z_dim, w_dim=config.w_dim, c_dim=config.c_dim, mapping_layers=config.mapping_layers,
+                        config=f"StyleGAN3-{config.config_name}", conv_kernel=config.conv_kernel,
+                        radial_filters=config.use_radial_filters, conv_clamp=config.conv_clamp,
+                        output_scale=config.output_scale,
+                        layers=[f"{plan.name}: sampling rate {plan.in_sampling_rate} -> {plan.out_sampling_rate}, "
+                                f"up {plan.up_factor}, down {plan.down_factor}" for plan in layers])
         if isinstance(self.synthesis_config, stylegan.StyleGANConfig):
             config = self.synthesis_config
             info.update(z_dim=config.z_dim, w_dim=config.w_dim, mapping_layers=config.mapping_layers,
                         shared_w=config.repeat_w, final_tanh=config.final_tanh,
                         fused_upsampling=list(config.fused_resolutions),
                         channels={str(k): v for k, v in sorted(config.channels.items())})
+        elif isinstance(self.synthesis_config, biggan_network.BigGANConfig):
+            config = self.synthesis_config
+            info.update(z_dim=config.z_dim, num_classes=config.num_classes, channel_width=config.channel_width,
+                        blocks=[f"{'up ' if up else ''}{config.channel_width * a}->{config.channel_width * b}"
+                                for up, a, b in config.layers],
+                        attention_before_block=config.attention_layer_position, truncation_rows=config.n_stats)
         elif isinstance(self.synthesis_config, pggan.PGGANConfig):
             info.update(z_dim=self.synthesis_config.z_dim,
                         channels={str(k): v for k, v in sorted(self.synthesis_config.channels.items())})
@@ -147,7 +169,9 @@ class LoadedCheckpoint:
 
 
 def _is_buffer_name(name: str) -> bool:
-    return name.endswith(("resample_filter", "noise_const", "w_avg", ".noise", ".kernel", "weight_u", "weight_v", "lod"))
+    return name.endswith(("resample_filter", "noise_const", "w_avg", ".noise", ".kernel", "weight_u", "weight_v", "lod",
+                          "magnitude_ema", "up_filter", "down_filter", "input.freqs", "input.phases", "input.transform",
+                          "running_means", "running_vars"))
 
 
 # The last checkpoint read, keyed by the file's identity: `run` hands one file to four stages, and a
@@ -165,8 +189,11 @@ def load_checkpoint(path: Path | str) -> LoadedCheckpoint:
         stat = path.stat()
         settings = reading_settings.settings_path(path)
         settings_stat = settings.stat() if settings.exists() else None
+        config = biggan.config_path(path)  # a BigGAN's config.json beside it
+        config_stat = config.stat() if config is not None else None
         key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns,
-               settings_stat and (settings_stat.st_ino, settings_stat.st_size, settings_stat.st_mtime_ns))
+               settings_stat and (settings_stat.st_ino, settings_stat.st_size, settings_stat.st_mtime_ns),
+               config_stat and (str(config), config_stat.st_ino, config_stat.st_size, config_stat.st_mtime_ns))
     except OSError:
         key = None
     if key is not None and _last_loaded is not None and _last_loaded[0] == key:
@@ -219,9 +246,34 @@ def _from_nvidia_pickle(path: Path) -> LoadedCheckpoint:
     except nvidia_pkl.NotANetworkPickle as exc:
         raise UserError(f"{path}: not an NVIDIA network pickle: {exc}") from exc
     if any(key.startswith("synthesis.input.") for key in networks.g_state):
-        raise UserError(f"{path}: a StyleGAN3 (alias-free) generator; only StyleGAN2-architecture pickles are supported")
+        return _stylegan3(path, networks)
     loaded = _stylegan2(path, "nvidia-pkl", networks.g_state, networks.g_init_kwargs,
                         notes=[f"weights taken from '{networks.network_key}'", f"network source: {networks.source_file}"])
+    loaded.discriminator_state, loaded.discriminator_kwargs = networks.d_state, dict(networks.d_settings)
+    return loaded
+
+
+def _stylegan3(path: Path, networks: nvidia_pkl.NetworkPickle) -> LoadedCheckpoint:
+    """An alias-free generator: its architecture is its constructor kwargs (checked against the tensors)."""
+    try:
+        config = stylegan3.config_from_kwargs(networks.g_kwargs)
+        _, layers = stylegan3.synthesis_plan(config)
+        widest = max(plan.out_channels for plan in layers)
+        check_generator_shape({config.img_resolution: widest}, config.z_dim, config.w_dim, config.img_resolution,
+                              config.mapping_layers)
+        if "mapping.w_avg" not in networks.g_state:
+            raise KeyError("mapping.w_avg")
+        load_checked(stylegan3.Generator(config), networks.g_state)
+    except CheckpointLimit as exc:
+        raise UserError(f"{path}: not a usable checkpoint: {exc}; do not use this file") from exc
+    except (LayoutError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: inconsistent StyleGAN3 weights or settings: {_first_line(exc)}") from exc
+    loaded = LoadedCheckpoint(
+        path, "nvidia-pkl", "stylegan3", dict(networks.g_state), config.img_resolution, config.w_dim, config.num_ws,
+        "W+", synthesis_config=config,
+        notes=[f"weights taken from '{networks.network_key}'", f"network source: {networks.source_file}",
+               f"StyleGAN3-{config.config_name}"],
+    )
     loaded.discriminator_state, loaded.discriminator_kwargs = networks.d_state, dict(networks.d_settings)
     return loaded
 
@@ -419,11 +471,12 @@ def _synthesis_checkpoint(path: Path, format_name: str, architecture: str, state
 
 
 def _from_biggan(path: Path, state: Mapping[str, torch.Tensor]) -> LoadedCheckpoint:
+    """The state dict is enough for SeFa; rendering also needs the config.json published beside it."""
     try:
         layout = biggan.read_layout(state)
     except KeyError as exc:
         raise UserError(f"{path}: BigGAN weights are incomplete: {exc}") from exc
-    return LoadedCheckpoint(
+    loaded = LoadedCheckpoint(
         path,
         "biggan-pytorch",
         "biggan",
@@ -434,6 +487,24 @@ def _from_biggan(path: Path, state: Mapping[str, torch.Tensor]) -> LoadedCheckpo
         "Z",
         extra={"num_classes": layout.num_classes, "class_embed_dim": layout.embed_dim},
     )
+    config_file = biggan.config_path(path)
+    if config_file is None:
+        loaded.notes.append(f"no config.json beside {path.name} (pytorch-pretrained-biggan publishes one with the weights), "
+                            f"so its blocks' upsampling is unknown")
+        return loaded
+    try:
+        data = biggan.read_config(config_file)
+        config = biggan_network.BigGANConfig.from_json(data)
+        if (config.z_dim, config.num_classes) != (layout.z_dim, layout.num_classes):
+            raise ValueError(f"it declares z_dim {config.z_dim} and {config.num_classes} classes, the weights have "
+                             f"{layout.z_dim} and {layout.num_classes}")
+        load_checked(biggan_network.Generator(config), state)
+    except (ValueError, LayoutError) as exc:
+        raise UserError(f"{config_file}: does not describe the BigGAN weights in {path.name}: {_first_line(exc)}") from exc
+    loaded.synthesis_config, loaded.resolution = config, config.output_dim
+    loaded.reading = {"config.json": data}
+    loaded.extra.update(config=config_file.name, truncation="z from a normal truncated to [-2, 2], times t in (0, 1]")
+    return loaded
 
 
 def save_native(path: Path, generator: Generator, discriminator: torch.nn.Module | None = None) -> Path:

@@ -16,6 +16,13 @@ def move_along(ws: torch.Tensor, direction: torch.Tensor, layers: Sequence[int],
     if ws.ndim != 3:
         raise ValueError(f"expected W+ codes [N, num_ws, w_dim], got {list(ws.shape)}")
     moved = ws.clone()
-    index = torch.as_tensor(list(layers), dtype=torch.long, device=ws.device)
+    index = torch.as_tensor(code_entries(layers, ws.shape[1]), dtype=torch.long, device=ws.device)
     moved[:, index] += strength * direction.to(ws)
     return moved
+
+
+def code_entries(layers: Sequence[int], num_ws: int) -> list[int]:
+    """The code entries an edit on factorised `layers` moves. A one-entry code (PGGAN's, BigGAN's z) is
+    read by every layer at once: there the layers only chose which weights SeFa factorised (BigGAN: gen_z
+    and the batch norms of chosen blocks), and the edit moves z itself."""
+    return [0] if num_ws == 1 else list(layers)

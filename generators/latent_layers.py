@@ -4,6 +4,7 @@ Each architecture reads its latent code through linear maps; for layer i, the ma
 one row per output unit and one column per latent dimension. Rows are returned as float64 numpy
 arrays of shape [out_units, latent_dim]:
 - StyleGAN2: entry i is the style affine of the layer fed by W+ entry i (`style_layer_names`);
+- StyleGAN3: the same, in W+ order: the input's affine (4 rows: rotation and translation), L0 ... L13, to-RGB;
 - StyleGAN (v1, genforce): `synthesis.layer{i}.style.weight`, the AdaIN scale and shift rows;
 - PGGAN (genforce): `layer0.weight` [out, z, 4, 4], the first layer, a dense map from z to 4x4 maps;
 - BigGAN: the z columns of `gen_z` (entry 0) and of each block's batch-norm scale/offset linears.
@@ -18,6 +19,7 @@ import torch
 
 from generators.checkpoint import LoadedCheckpoint
 from generators.readers import biggan
+from generators import stylegan3
 from generators.stylegan2 import style_layer_names
 
 
@@ -36,6 +38,9 @@ def latent_layers(checkpoint: LoadedCheckpoint) -> list[LatentLayer]:
     state = checkpoint.state
     if checkpoint.architecture == "stylegan2":
         names = style_layer_names(checkpoint.stylegan2_config)
+        return [LatentLayer(i, f"{name}.affine", _as_numpy(state[f"{name}.affine.weight"])) for i, name in enumerate(names)]
+    if checkpoint.architecture == "stylegan3":
+        names = stylegan3.style_layer_names(checkpoint.synthesis_config)
         return [LatentLayer(i, f"{name}.affine", _as_numpy(state[f"{name}.affine.weight"])) for i, name in enumerate(names)]
     if checkpoint.architecture == "stylegan":
         return [

@@ -18,6 +18,8 @@ CLASS_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("stylegan2-ada/networks.py", "Discriminator"): {"conv_clamp": None, "num_fp16_res": 0},
     ("stylegan3/networks_stylegan2.py", "Generator"): {"conv_clamp": 256, "num_fp16_res": 4},
     ("stylegan3/networks_stylegan2.py", "Discriminator"): {"conv_clamp": 256, "num_fp16_res": 4},
+    # StyleGAN3's own generator: its remaining defaults are those of `generators.stylegan3.StyleGAN3Config`.
+    ("stylegan3/networks_stylegan3.py", "Generator"): {"conv_clamp": 256, "num_fp16_res": 4},
 }
 EPILOGUE_DEFAULTS = {"mbstd_group_size": 4, "mbstd_num_channels": 1}  # the same in both repositories
 

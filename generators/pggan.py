@@ -91,6 +91,8 @@ class Generator(nn.Module):
 
     num_classes = 0
 
+    truncates = False  # no mapping network, no mean code: `sample --truncation` is refused
+
     def sample_codes(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                      class_index: int | None = None) -> torch.Tensor:
         """PGGAN has no truncation: the code is z itself (`sample` says so when --truncation is given)."""

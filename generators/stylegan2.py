@@ -308,36 +308,24 @@ class SynthesisNetwork(nn.Module):
         return img
 
 
-class Generator(nn.Module):
-    """Mapping + synthesis. `config` is kept so the network can be rebuilt and described.
-
-    Offers the common generator interface (`generators/interface.py`): codes are W+ [N, num_ws, w_dim].
-    """
+class MappedGenerator(nn.Module):
+    """What NVIDIA's StyleGAN2 and StyleGAN3 generators share: a mapping network to W, repeated into W+
+    codes [N, num_ws, w_dim] (the interface of `generators/interface.py`), and a synthesis network that
+    renders them. `config` is kept so the network can be rebuilt and described."""
 
     latent_kind = "W+"
     invertible = True
     has_shared_w = True
-    default_truncation_cutoff = None  # NVIDIA's StyleGAN2 tools truncate every layer
+    default_truncation_cutoff = None  # NVIDIA's tools truncate every entry
 
-    def __init__(self, config: StyleGAN2Config) -> None:
+    def __init__(self, config, synthesis: nn.Module) -> None:
         super().__init__()
         self.config = config
         self.z_dim, self.c_dim, self.w_dim = config.z_dim, config.c_dim, config.w_dim
         self.img_resolution, self.img_channels = config.img_resolution, config.img_channels
         self.num_ws = config.num_ws
         self.mapping = MappingNetwork(config)
-        self.synthesis = SynthesisNetwork(config)
-
-    def forward(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        truncation_psi: float = 1.0,
-        truncation_cutoff: int | None = None,
-        noise_mode: str = "const",
-    ) -> torch.Tensor:
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        return self.synthesis(ws, noise_mode=noise_mode)
+        self.synthesis = synthesis
 
     @property
     def num_classes(self) -> int:
@@ -350,12 +338,36 @@ class Generator(nn.Module):
         c = class_label(self.c_dim, class_index, z.shape[0], z.device)
         return self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
 
-    def render(self, codes: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
-        return self.synthesis(codes, noise_mode=noise_mode)
-
     def mean_code(self) -> torch.Tensor:
         return self.mapping.w_avg.reshape(1, -1).repeat(self.num_ws, 1)
 
+    def style_layer_names(self) -> list[str]:
+        raise NotImplementedError
+
     def style_affine(self, layer_index: int) -> FullyConnectedLayer:
         """The affine layer that turns W+ entry `layer_index` into that layer's style vector."""
-        return self.get_submodule(style_layer_names(self.config)[layer_index] + ".affine")
+        return self.get_submodule(self.style_layer_names()[layer_index] + ".affine")
+
+
+class Generator(MappedGenerator):
+    """StyleGAN2: mapping + the skip / resnet / orig synthesis network."""
+
+    def __init__(self, config: StyleGAN2Config) -> None:
+        super().__init__(config, SynthesisNetwork(config))
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        c: torch.Tensor | None = None,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+        noise_mode: str = "const",
+    ) -> torch.Tensor:
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        return self.synthesis(ws, noise_mode=noise_mode)
+
+    def render(self, codes: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+        return self.synthesis(codes, noise_mode=noise_mode)
+
+    def style_layer_names(self) -> list[str]:
+        return style_layer_names(self.config)

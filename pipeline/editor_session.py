@@ -38,6 +38,7 @@ from editing.photo_composite import face_side
 from editing.recipe import Recipe, RecipeMove, slug
 from editing.sidecar import Sidecar, read_sidecar
 from generators.checkpoint import load_checkpoint
+from generators.interface import InputTransform, apply_input_transform, supports_input_transform
 from generators.latent_edit import move_along
 from inversion.optimize import InversionSettings
 from inversion.perceptual import choose_perceptual
@@ -372,8 +373,24 @@ class EditorSession:
         except ValueError as exc:  # the generator's own check of the class (generators/interface.py)
             raise UserError(f"class {class_index}: {exc}") from None
 
-    def render_sample(self, ws: torch.Tensor, moves: list[Move]) -> np.ndarray:
-        return self._render(self.moved(ws, moves))
+    @property
+    def can_transform(self) -> bool:
+        """Whether samples can be rotated and translated (StyleGAN3's continuous input)."""
+        return supports_input_transform(self.generator)
+
+    def render_sample(self, ws: torch.Tensor, moves: list[Move], transform: InputTransform | None = None) -> np.ndarray:
+        """A sample moved by the sliders, seen through `transform` (rotation / translation, StyleGAN3)
+        for this render only: photo edits always render untransformed."""
+        ws = self.moved(ws, moves)
+        with self.lock:
+            try:
+                apply_input_transform(self.generator, transform)
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+            try:
+                return images.tensor_to_uint8(self.generator.render(ws))[0]
+            finally:
+                apply_input_transform(self.generator, None)
 
     # --- recipes --------------------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 from common.demo_models import DEMO_WARNING  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.progress import listen  # noqa: E402
+from generators.interface import InputTransform  # noqa: E402
 from pipeline.editor_session import (  # noqa: E402
     CUSTOM, DETECTORS, LAYER_PRESETS, MAX_UPLOAD_BYTES, EditorSession, Move, upload_too_large,
 )
@@ -227,6 +228,11 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
                                       label=f"class (0..{session.num_classes - 1})", elem_id="class",
                                       visible=session.num_classes > 0)
                 sample_button = gr.Button("Sample", elem_id="sample")
+            # StyleGAN3 renders a continuous signal: the whole image can turn and shift (gen_images.py --rotate/--translate).
+            with gr.Row(visible=session.can_transform):
+                rotate = gr.Slider(-180, 180, value=0, step=1, label="rotate (degrees)", elem_id="rotate")
+                shift_x = gr.Slider(-0.5, 0.5, value=0, step=0.01, label="shift x (half-image units)", elem_id="shift-x")
+                shift_y = gr.Slider(-0.5, 0.5, value=0, step=0.01, label="shift y", elem_id="shift-y")
             sample_image = gr.Image(label="sample", format="png", interactive=False, elem_id="sample-image", height=320)
             explore = SliderPanel(session, strength, "explore")
             with gr.Row():
@@ -369,18 +375,24 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
 
         samples: dict[str, object] = {}
 
-        def draw_sample(seed_value, psi, class_value, *controls):
+        def view(angle, x, y) -> InputTransform | None:
+            return InputTransform((float(x or 0), float(y or 0)), float(angle or 0)) if session.can_transform else None
+
+        def draw_sample(seed_value, psi, class_value, angle, x, y, *controls):
             class_index = int(class_value or 0) if session.num_classes else None
             samples["code"] = session.sample(int(seed_value or 0), float(psi), class_index)
-            return for_display(session.render_sample(samples["code"], explore.moves(controls)))
+            return for_display(session.render_sample(samples["code"], explore.moves(controls), view(angle, x, y)))
 
-        def move_sample(*controls):
+        def move_sample(angle, x, y, *controls):
             if "code" not in samples:
                 return gr.update()
-            return for_display(session.render_sample(samples["code"], explore.moves(controls)))
+            return for_display(session.render_sample(samples["code"], explore.moves(controls), view(angle, x, y)))
 
-        sample_button.click(user_errors(draw_sample), [seed, truncation, class_box, *explore.inputs], [sample_image])
-        explore.wire(user_errors(move_sample), [], [sample_image])
+        view_controls = [rotate, shift_x, shift_y]
+        sample_button.click(user_errors(draw_sample), [seed, truncation, class_box, *view_controls, *explore.inputs], [sample_image])
+        explore.wire(user_errors(move_sample), view_controls, [sample_image])
+        for control in view_controls:
+            control.release(user_errors(move_sample), [*view_controls, *explore.inputs], [sample_image], show_progress="hidden")
 
         def name_direction(direction, name, sign):
             path = session.save_label(int(direction), name or "", -1 if sign == "-" else 1)

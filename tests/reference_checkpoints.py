@@ -23,11 +23,14 @@ from tests import checkpoint_factories as factories
 from tests.conftest import SHARED
 
 REFERENCE = SHARED / "reference"
-BUFFER_SUFFIXES = ("resample_filter", "noise_const", "w_avg")
+BUFFER_SUFFIXES = ("resample_filter", "noise_const", "w_avg", "magnitude_ema", "up_filter", "down_filter",
+                   "transform", "freqs", "phases")
 
 # What `module_src` looks like to our reader: the marker text of each NVIDIA file, plus code that
 # would leave a file behind if the pickle's source were executed.
 ADA_SOURCE = "# training/networks.py (stylegan2-ada-pytorch)\nclass SynthesisNetwork: pass\nopen({marker!r}, 'w').write('ran')\n"
+STYLEGAN3_SOURCE = ("# training/networks_stylegan3.py\nclass SynthesisInput: pass\n"
+                    "open({marker!r}, 'w').write('ran')\n")
 STYLEGAN3_REPO_SOURCE = ('"""Matches ... https://github.com/NVlabs/stylegan2/blob/master/training/networks_stylegan2.py"""\n'
                          "class SynthesisNetwork: pass\nopen({marker!r}, 'w').write('ran')\n")
 

@@ -96,6 +96,16 @@ def test_names_cover_the_seeds_zoo_and_idinvert_pairs():
         ["stylegan2-ffhq-1024x1024.pkl", "stylegan2_ffhq1024.pth"]
 
 
+def test_nvidias_stylegan3_pickles_are_named_at_their_published_locations():
+    names = sorted(name for name, item in downloads.PUBLISHED.items() if item.architecture == "stylegan3")
+    assert len(names) == 12 and {"stylegan3-t-ffhq-1024", "stylegan3-r-ffhqu-256", "stylegan3-r-afhqv2-512"} <= set(names)
+    item = downloads.PUBLISHED["stylegan3-r-metfacesu-1024"]
+    assert item.url == ("https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/"
+                        "stylegan3-r-metfacesu-1024x1024.pkl")
+    assert (item.resolution, item.filename) == (1024, "stylegan3-r-metfacesu-1024x1024.pkl")
+    assert "rotation" in item.description and "rotation" not in downloads.PUBLISHED["stylegan3-t-ffhq-1024"].description
+
+
 def test_the_encoder_beside_an_idinvert_generator_is_its_companion(tmp_path):
     generator = tmp_path / "styleganinv_ffhq256_generator.pth"
     generator.write_bytes(b"g")

@@ -85,7 +85,7 @@ def test_bad_labels_fail_before_writing(tmp_path, checkpoint, labels_text, messa
     assert not (out / "directions.npz").exists()
 
 
-def test_factorize_previews_stylegan1_and_pggan_and_refuses_biggan_preview(tmp_path):
+def test_factorize_previews_stylegan1_and_pggan_and_refuses_a_biggan_preview_without_its_config(tmp_path):
     import cv2
     import torch
 
@@ -99,7 +99,7 @@ def test_factorize_previews_stylegan1_and_pggan_and_refuses_biggan_preview(tmp_p
         assert grid is not None and grid.shape[0] > 5 * 100 and grid.std() > 5  # 5 sample rows, not blank
     torch.save(factories.biggan_state(), tmp_path / "pytorch_model.bin")
     refused = run_cli("factorize", str(tmp_path / "pytorch_model.bin"), "--out", str(tmp_path / "q"), "--preview")
-    assert refused.returncode == 2 and "drop --preview" in refused.stderr
+    assert refused.returncode == 2 and "drop --preview" in refused.stderr and "no config.json" in refused.stderr
 
 
 def test_bad_options_exit_non_zero(tmp_path, checkpoint):

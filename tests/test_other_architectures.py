@@ -1,6 +1,6 @@
-"""The stages on StyleGAN v1, PGGAN and In-Domain GAN Inversion's generator + encoder, through the CLI:
-`run` end to end on a real photo, `sample` + `edit` for every architecture, and the refusals that
-say why (PGGAN has no W+; IDInvert's generator has no shared W)."""
+"""The stages on StyleGAN3, StyleGAN v1, PGGAN and In-Domain GAN Inversion's generator + encoder, through
+the CLI: `run` end to end on a real photo, `sample` + `edit` for every architecture, and the refusals
+that say why (PGGAN has no W+; IDInvert's generator has no shared W; only StyleGAN3 rotates)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,15 @@ def stylegan1(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def stylegan3() -> Path:
+    """NVlabs/stylegan3's own training snapshot (StyleGAN3-T, 32 px), as the reference code wrote it."""
+    path = REFERENCE / "stylegan3_t_snapshot.pkl"
+    if not path.is_file():
+        pytest.skip(f"reference fixtures not found at {REFERENCE}")
+    return path
+
+
+@pytest.fixture(scope="module")
 def pggan(tmp_path_factory) -> Path:
     return factories.write_genforce_pggan(tmp_path_factory.mktemp("pggan") / "pggan_tiny32.pth")
 
@@ -66,6 +75,20 @@ def test_run_with_the_idinvert_generator_loads_its_encoder_and_edits(idinvert_pa
 
 
 @pytest.mark.skipif(not PORTRAIT.is_file(), reason=f"real photos not found at {PORTRAIT}")
+def test_run_with_a_stylegan3_generator(stylegan3, tmp_path):
+    """A real photo through align, invert (no encoder exists for it: from the mean W), factorize, edit and
+    the paste-back, on NVIDIA's own StyleGAN3 pickle."""
+    out = tmp_path / "out"
+    result = cli("run", str(PORTRAIT), str(out), "-g", str(stylegan3), "--steps", "3", "--edit", "1=-2,2",
+                 "--perceptual", "none", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert np.load(out / "codes" / "obama_small_0.npy").shape == (16, 64)
+    assert len(list((out / "edits" / "obama_small_0").glob("*.png"))) == 4
+    assert len(list((out / "photos" / "obama_small").glob("*.jpg"))) == 2
+    assert "StyleGAN3" not in result.stderr or "error" not in result.stderr
+
+
+@pytest.mark.skipif(not PORTRAIT.is_file(), reason=f"real photos not found at {PORTRAIT}")
 def test_run_with_a_stylegan1_generator(stylegan1, tmp_path):
     out = tmp_path / "out"
     result = cli("run", str(PORTRAIT), str(out), "-g", str(stylegan1), "--size", "256", "--steps", "3",
@@ -87,12 +110,14 @@ def test_invert_refuses_pggan_and_w_space_without_shared_w(pggan, idinvert_pair,
     assert refused.returncode == 2 and "--space w+" in refused.stderr
 
 
-@pytest.mark.parametrize("kind", ["stylegan1", "pggan", "idinvert"])
-def test_sample_then_edit_with_every_architecture(kind, stylegan1, pggan, idinvert_pair, tmp_path):
-    generator = {"stylegan1": stylegan1, "pggan": pggan, "idinvert": idinvert_pair[0]}[kind]
+@pytest.mark.parametrize("kind", ["stylegan3", "stylegan1", "pggan", "idinvert"])
+def test_sample_then_edit_with_every_architecture(kind, stylegan3, stylegan1, pggan, idinvert_pair, tmp_path):
+    """StyleGAN3's samples are also turned and shifted (`--rotate/--translate`): their edits keep that view."""
+    generator = {"stylegan3": stylegan3, "stylegan1": stylegan1, "pggan": pggan, "idinvert": idinvert_pair[0]}[kind]
     samples = tmp_path / "samples"
     extra = () if kind == "pggan" else ("--truncation", "0.7")
-    result = cli("sample", str(generator), str(samples), "-n", "3", "--seed", "5", *extra, "--device", "cpu")
+    view = ("--rotate", "30", "--translate", "0.1,-0.05") if kind == "stylegan3" else ()
+    result = cli("sample", str(generator), str(samples), "-n", "3", "--seed", "5", *extra, *view, "--device", "cpu")
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["seed"] for r in records] == [5, 6, 7]
@@ -101,6 +126,9 @@ def test_sample_then_edit_with_every_architecture(kind, stylegan1, pggan, idinve
     again = cli("sample", str(generator), str(tmp_path / "again"), "-n", "1", "--seed", "5", *extra, "--device", "cpu")
     assert again.returncode == 0  # the same seed gives the same code, whatever the batch around it
     np.testing.assert_allclose(np.load(tmp_path / "again" / "seed0005.npy"), np.load(samples / "seed0005.npy"), atol=1e-5)
+    if view:
+        assert np.abs(read_rgb(tmp_path / "again" / "seed0005.png").astype(int) - first).mean() > 1  # the view moved it
+        assert json.loads((samples / "seed0005.json").read_text())["input_transform"] == {"rotate": 30.0, "translate": [0.1, -0.05]}
 
     directions = tmp_path / "dirs"
     assert cli("factorize", str(generator), "--out", str(directions), "-K", "2").returncode == 0
@@ -124,15 +152,24 @@ def test_pggan_refuses_truncation(pggan, tmp_path):
     assert refused.returncode == 2 and "no mapping network" in refused.stderr
 
 
-@pytest.mark.parametrize("kind", ["stylegan1", "idinvert"])
-def test_pivotal_tuning_works_on_every_invertible_architecture(kind, stylegan1, idinvert_pair, tmp_path):
-    """PTI through the generator interface only: StyleGAN v1 and IDInvert's generator tune and edit like StyleGAN2."""
+def test_only_stylegan3_turns_its_samples(stylegan1, tmp_path):
+    refused = cli("sample", str(stylegan1), str(tmp_path / "s"), "--rotate", "10")
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 2 and len(errors) == 1 and "only StyleGAN3" in errors[0]
+    refused = cli("sample", str(stylegan1), str(tmp_path / "s"), "--translate", "0.1")
+    assert refused.returncode == 2 and "two numbers X,Y" in refused.stderr
+
+
+@pytest.mark.parametrize("kind", ["stylegan3", "stylegan1", "idinvert"])
+def test_pivotal_tuning_works_on_every_invertible_architecture(kind, stylegan3, stylegan1, idinvert_pair, tmp_path):
+    """PTI through the generator interface only: StyleGAN3, StyleGAN v1 and IDInvert's generator tune and edit
+    like StyleGAN2."""
     import json
 
     from common.images import read_rgb, save_rgb
     from tests.hardening_helpers import assert_same_picture
 
-    generator = {"stylegan1": stylegan1, "idinvert": idinvert_pair[0]}[kind]
+    generator = {"stylegan3": stylegan3, "stylegan1": stylegan1, "idinvert": idinvert_pair[0]}[kind]
     crops = tmp_path / "crops"
     crops.mkdir()
     save_rgb(crops / "face.png", np.random.default_rng(2).integers(0, 256, (32, 32, 3), dtype=np.uint8))

@@ -1,4 +1,6 @@
-"""BigGAN-deep weights in the `pytorch-pretrained-biggan` layout (`pytorch_model.bin` state dict).
+"""BigGAN-deep weights in the `pytorch-pretrained-biggan` layout (`pytorch_model.bin` state dict, with
+its `config.json` beside it: the file says which blocks upsample and where the attention sits, which
+the tensors alone cannot).
 
 The generator's condition vector is cat(z, class embedding); the layers that read it are the first
 linear layer `generator.gen_z` and the `scale`/`offset` linears of every conditional batch norm
@@ -9,11 +11,17 @@ raw `weight_orig` is what is read.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from pathlib import Path
+from typing import Any, Mapping
 
 import torch
+
+from common.regular_files import read_limited
+
+MAX_CONFIG_BYTES = 64 * 1024
 
 _BN_LINEAR = re.compile(r"^generator\.layers\.(\d+)\.bn_(\d+)\.(scale|offset)\.weight(_orig)?$")
 
@@ -63,3 +71,24 @@ def z_facing_weights(state: Mapping[str, torch.Tensor], layout: BigGANLayout) ->
                 parts.append(state[key][:, : layout.z_dim])
         groups.append((f"generator.layers.{block}.bn_*", torch.cat(parts, dim=0)))
     return groups
+
+
+def config_path(weights: Path) -> Path | None:
+    """The config beside the weights: `config.json` (a `from_pretrained` folder), or `<name>-config.json`
+    for `<name>-pytorch_model.bin` (the published file names, as our download cache keeps them)."""
+    weights = Path(weights)
+    candidates = [weights.with_name("config.json")]
+    if weights.name.endswith("-pytorch_model.bin"):
+        candidates.insert(0, weights.with_name(weights.name[: -len("pytorch_model.bin")] + "config.json"))
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The parsed config.json; a ValueError says why it is unusable."""
+    try:
+        data = json.loads(read_limited(path, MAX_CONFIG_BYTES).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path.name} is not readable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name} holds a {type(data).__name__}, not a config object")
+    return data

@@ -25,6 +25,7 @@ class NetworkPickle:
     g_init_kwargs: dict[str, Any]  # as built: {"mapping_kwargs": ..., "synthesis_kwargs": ...} (defaults resolved)
     network_key: str  # G_ema or G
     source_file: str  # which NVIDIA file the generator class came from
+    g_kwargs: dict[str, Any] = field(default_factory=dict)  # the generator's constructor kwargs as stored
     d_state: dict[str, torch.Tensor] | None = None
     d_settings: dict[str, Any] = field(default_factory=dict)  # conv_clamp, num_fp16_res, mbstd_group_size, ...
 
@@ -49,6 +50,7 @@ def read_networks(path: Path) -> NetworkPickle:
                        "synthesis_kwargs": nvidia_defaults.generator_synthesis_kwargs(network.source_file, kwargs)},
         network_key=key,
         source_file=network.source_file,
+        g_kwargs=dict(kwargs),
     )
     discriminator = data.get("D")
     if isinstance(discriminator, safe_pickle.PickledModule):
