@@ -416,7 +416,7 @@ def run(
 
 @app.command()
 def sample(
-    generator: Path = typer.Argument(..., metavar="NAME|FILE", help="Generator that renders (StyleGAN2, StyleGAN, PGGAN, IDInvert's): a name or a file."),
+    generator: Path = typer.Argument(..., metavar="NAME|FILE", help="Generator that renders (StyleGAN2, StyleGAN3, StyleGAN, PGGAN, BigGAN, IDInvert's): a name or a file."),
     out: Path = typer.Argument(..., metavar="OUT", help="Output folder: seed<N>.npy codes, seed<N>.png images, records for `edit`."),
     count: int = typer.Option(8, "-n", "--count", metavar="N", help="How many samples."),
     seed: int = typer.Option(0, "--seed", metavar="N", help="First seed; sample k uses seed + k."),

@@ -89,7 +89,8 @@ def run_sample(generator_path: Path, out_dir: Path, settings: SampleSettings, de
     check_output_path(out_dir)
     checkpoint = load_checkpoint(generator_path)
     if not checkpoint.can_render:
-        raise UserError(f"{generator_path}: cannot render {checkpoint.architecture} images; use a StyleGAN2, StyleGAN or PGGAN generator")
+        raise UserError(f"{generator_path}: cannot render {checkpoint.architecture} images "
+                        f"({'; '.join(checkpoint.notes) or 'no synthesis network'})")
     device = resolve_device(device_name)
     generator = checkpoint.build_generator(device)
     if not truncates(generator) and settings.truncation_psi not in (None, 1.0):

@@ -38,7 +38,9 @@ from editing.photo_composite import face_side
 from editing.recipe import Recipe, RecipeMove, slug
 from editing.sidecar import Sidecar, read_sidecar
 from generators.checkpoint import load_checkpoint
-from generators.interface import InputTransform, apply_input_transform, supports_input_transform
+from generators.interface import (
+    InputTransform, apply_input_transform, apply_render_condition, draw_noise, supports_input_transform, truncates,
+)
 from generators.latent_edit import move_along
 from inversion.optimize import InversionSettings
 from inversion.perceptual import choose_perceptual
@@ -141,10 +143,13 @@ class EditorSession:
         self.device_name, self.shared_dir = device, shared_dir
         self.device = resolve_device(device)  # before the generator is read
         self.checkpoint = load_checkpoint(self.generator_path)
-        if self.checkpoint.latent_space != "W+":
-            raise UserError(f"{generator_path}: the editor moves W+ codes; {self.checkpoint.architecture} has none "
-                            f"(use `sefa-edit sample` and `edit` for it)")
-        require_invertible(self.checkpoint, self.generator_path)
+        if not self.checkpoint.can_render:
+            raise UserError(f"{generator_path}: the editor renders, and this checkpoint cannot "
+                            f"({'; '.join(self.checkpoint.notes) or self.checkpoint.architecture})")
+        # A generator without W+ (PGGAN, BigGAN) has no photo to invert: the page offers its samples only.
+        self.edits_photos = self.checkpoint.latent_space == "W+"
+        if self.edits_photos:
+            require_invertible(self.checkpoint, self.generator_path)
         self.generator = self.checkpoint.build_generator(self.device)
         self.generator_label = generator_label or str(generator_path)
         self.demo = is_demo_generator(self.generator_path)
@@ -158,6 +163,7 @@ class EditorSession:
             raise UserError(f"{directions_path}: directions were computed for another generator; run factorize on "
                             f"{generator_path} or leave -d out")
         self.lock = threading.Lock()  # one forward at a time: the page may send several releases at once
+        self.sample_condition: dict = {}  # the class and truncation of the last sample drawn
         self.known_faces: dict[str, Face] = {}  # every face found so far, by name
         self.open_faces: dict[str, OpenFace] = {}
 
@@ -223,6 +229,7 @@ class EditorSession:
     def find_faces(self, photo: Path, size: int = 256, shown_as: str | None = None, detector: str = "hog") -> list[Face]:
         """Align the photo into OUT/aligned (skipped when done before) and return its faces, largest first,
         numbered in that order. `shown_as`: the name the user knows the photo by (an upload's own name)."""
+        self._require_photos()
         if detector not in DETECTORS:
             raise UserError(f"face detector {detector!r}: expected one of {', '.join(DETECTORS)}")
         name = shown_as or Path(photo).name
@@ -292,6 +299,7 @@ class EditorSession:
         """Invert the face (OUT/codes; skipped when the same settings did it before), tune the generator
         around its code when `tune_steps` > 0 (pivotal tuning, as `invert --tune`), and prepare it for sliders:
         every render of a tuned face uses its own tuned weights."""
+        self._require_photos()
         settings = InversionSettings(steps=steps)
         perceptual, _ = choose_perceptual("auto", None, self.shared_dir)  # the page shows which in its status line
         encoder = self.encoder_path if use_encoder else None
@@ -363,15 +371,25 @@ class EditorSession:
         """Class labels of a conditional generator (0: unconditional), for the Explore tab's class field."""
         return self.generator.num_classes
 
+    def _require_photos(self) -> None:
+        if not self.edits_photos:
+            raise UserError(f"{self.generator_path.name}: a {self.checkpoint.architecture} generator has no W+ codes to "
+                            f"invert a photo into; explore its samples instead")
+
     def sample(self, seed: int, truncation: float = 0.7, class_index: int | None = None) -> torch.Tensor:
-        """The code of random sample `seed` (NVIDIA's convention, as `sefa-edit sample`), of class
-        `class_index` for a conditional generator (None: the all-zero label)."""
-        z = torch.from_numpy(np.random.RandomState(int(seed)).randn(1, self.generator.z_dim)).float().to(self.device)
+        """The code of random sample `seed` (as `sefa-edit sample` draws it), of class `class_index` for a
+        conditional generator (None: the all-zero label). Its render condition (class and truncation, which
+        BigGAN renders with) is kept for `render_sample`."""
+        z = torch.from_numpy(draw_noise(self.generator, int(seed))[None]).float().to(self.device)
+        if not truncates(self.generator):
+            truncation = 1.0
         try:
             with torch.no_grad(), self.lock:
-                return self.generator.sample_codes(z, truncation, class_index=class_index)
-        except ValueError as exc:  # the generator's own check of the class (generators/interface.py)
-            raise UserError(f"class {class_index}: {exc}") from None
+                codes = self.generator.sample_codes(z, truncation, class_index=class_index)
+        except ValueError as exc:  # the generator's own check of class and truncation (generators/interface.py)
+            raise UserError(f"class {class_index}, truncation {truncation}: {exc}") from None
+        self.sample_condition = {"class": class_index, "truncation_psi": truncation}
+        return codes
 
     @property
     def can_transform(self) -> bool:
@@ -382,9 +400,10 @@ class EditorSession:
         """A sample moved by the sliders, seen through `transform` (rotation / translation, StyleGAN3)
         for this render only: photo edits always render untransformed."""
         ws = self.moved(ws, moves)
+        condition = {**self.sample_condition, "input_transform": transform.as_json() if transform else None}
         with self.lock:
             try:
-                apply_input_transform(self.generator, transform)
+                apply_render_condition(self.generator, condition)
             except ValueError as exc:
                 raise UserError(str(exc)) from None
             try:

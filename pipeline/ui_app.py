@@ -180,7 +180,10 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
         current_photo = gr.State(["", False, ""])  # the photo chosen: its path, whether it is an upload, its own name
         overview_width = gr.State(0)
         saved_files = gr.State([])  # every file saved in this page, so each save adds a link instead of replacing one
-        with gr.Tab("Edit a photo"):
+        if not session.edits_photos:
+            gr.Markdown(f"This {session.checkpoint.architecture} generator has no W+ codes to invert a photo into: "
+                        f"explore its samples below.", elem_id="explore-only")
+        with gr.Tab("Edit a photo", visible=session.edits_photos):
             with gr.Row():
                 with gr.Column(scale=1):
                     upload = gr.File(label=f"Photo (at most {MAX_UPLOAD_BYTES // 2**20} MB)", file_types=["image"],

@@ -145,3 +145,25 @@ def test_sample_preview_edit_keep_the_class_and_truncation_and_invert_refuses(mo
     assert refused.returncode == 2 and "no W+ space to invert" in refused.stderr
     bad = cli("sample", path, tmp_path / "bad", "--truncation", "1.5")
     assert bad.returncode == 2 and "(0, 1]" in bad.stderr
+
+
+def test_the_editor_explores_biggan_samples_and_refuses_photos_in_one_line(model, tmp_path):
+    from common.errors import UserError
+    from pipeline.editor_session import EditorSession, Move
+
+    path, _, _ = model
+    session = EditorSession(tmp_path / "ui", path, None, None, "cpu", num_directions=2)
+    assert not session.edits_photos and not session.can_transform and session.num_classes == 10
+    code = session.sample(0, truncation=0.4, class_index=3)
+    image = session.render_sample(code, [])
+    sampled = cli("sample", path, tmp_path / "s", "-n", "1", "--class", "3", "--truncation", "0.4", "--device", "cpu")
+    assert sampled.returncode == 0
+    assert np.abs(image.astype(int) - read_rgb(tmp_path / "s" / "seed0000.png")).max() <= 1  # the CLI's very sample
+    moved = session.render_sample(code, [Move(0, 2.0, (0,))])
+    assert np.abs(moved.astype(int) - image).mean() > 1
+    other_class = session.render_sample(session.sample(0, truncation=0.4, class_index=4), [])
+    assert np.abs(other_class.astype(int) - image).mean() > 1
+    with pytest.raises(UserError, match="no W\\+ codes to invert a photo into"):
+        session.find_faces(tmp_path / "s" / "seed0000.png")
+    with pytest.raises(UserError, match=r"\(0, 1\]"):
+        session.sample(0, truncation=0.0, class_index=3)

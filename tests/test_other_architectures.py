@@ -184,3 +184,20 @@ def test_pivotal_tuning_works_on_every_invertible_architecture(kind, stylegan3, 
     assert edited.returncode == 0, edited.stderr
     assert_same_picture(read_rgb(tmp_path / "edits" / "face" / "reconstruction.png"),
                         read_rgb(tmp_path / "codes" / "face_tuned.png"), kind)
+
+
+def test_the_editor_turns_and_shifts_stylegan3_samples_for_that_render_only(stylegan3, tmp_path):
+    from generators.interface import InputTransform
+    from pipeline.editor_session import EditorSession
+
+    session = EditorSession(tmp_path / "ui", stylegan3, None, None, "cpu", num_directions=2)
+    assert session.edits_photos and session.can_transform
+    code = session.sample(5, truncation=0.7)
+    plain = session.render_sample(code, [])
+    turned = session.render_sample(code, [], InputTransform((0.1, -0.05), 30.0))
+    assert np.abs(turned.astype(int) - plain).mean() > 1
+    np.testing.assert_array_equal(session.render_sample(code, []), plain)  # the next render is untransformed again
+    sampled = cli("sample", str(stylegan3), str(tmp_path / "s"), "-n", "1", "--seed", "5", "--truncation", "0.7",
+                  "--rotate", "30", "--translate", "0.1,-0.05", "--device", "cpu")
+    assert sampled.returncode == 0, sampled.stderr
+    assert np.abs(read_rgb(tmp_path / "s" / "seed0005.png").astype(int) - turned).max() <= 1  # as the CLI renders it
