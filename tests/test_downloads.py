@@ -144,3 +144,29 @@ def test_models_fetch_brings_the_published_encoder_along(tmp_path, monkeypatch, 
     fetched = [line for line in capsys.readouterr().out.splitlines()]
     assert len(fetched) == 2 and "pair-encoder" in fetched[1]
     assert (tmp_path / "cache" / "pair-encoder_cached.pth").read_bytes() == b"encoder"
+
+
+def test_a_biggan_is_fetched_with_its_config_and_then_renders_from_the_cache(tmp_path, monkeypatch):
+    """The published BigGAN names point at Hugging Face's files; fetching one brings its config.json along,
+    under the published names, which the checkpoint reader then finds beside the weights."""
+    import torch
+
+    from generators.checkpoint import load_checkpoint
+    from tests.test_biggan import write_checkpoint
+
+    item = downloads.PUBLISHED["biggan-deep-256"]
+    assert item.url == "https://s3.amazonaws.com/models.huggingface.co/biggan/biggan-deep-256-pytorch_model.bin"
+    assert downloads.PUBLISHED["biggan-deep-256-config"].url.endswith("/biggan-deep-256-config.json")
+    server = tmp_path / "server"
+    write_checkpoint(server, "biggan-deep-256-pytorch_model.bin", "biggan-deep-256-config.json")
+    for name in ("biggan-deep-256", "biggan-deep-256-config"):
+        known = downloads.PUBLISHED[name]
+        location = downloads.Location((server / known.filename).as_uri(), known.filename)
+        monkeypatch.setitem(downloads.PUBLISHED, name, downloads.Published(
+            name, (location,), None, known.description, known.architecture, known.resolution, known.source,
+            kind=known.kind, companions=known.companions))
+    monkeypatch.setenv("SEFA_EDIT_CACHE", str(tmp_path / "cache"))
+    path = downloads.fetch("biggan-deep-256")
+    assert (tmp_path / "cache" / "biggan-deep-256-config.json").is_file()
+    generator = load_checkpoint(path).build_generator()
+    assert generator.render(torch.zeros([1, 1, 32])).shape == (1, 3, 32, 32)
