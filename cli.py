@@ -203,9 +203,13 @@ def factorize(
     distance: float = typer.Option(3.0, "--distance", metavar="D", help="Preview strengths run from -distance to +distance."),
     steps: int = typer.Option(7, "--steps", metavar="N", help="Preview columns: strengths."),
     seed: int = typer.Option(0, "--seed", metavar="N", help="Seed of the preview samples."),
-    device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help="auto, cpu or cuda (previews only)."),
+    describe: bool = typer.Option(False, "--describe", metavar="", help="Measure what each direction does (pose, mouth, eyes, framing, colours) and suggest a label."),
+    as_json: bool = typer.Option(False, "--json", metavar="", help="With --describe: print each direction's measures as a JSON line."),
+    accept_labels: bool = typer.Option(False, "--accept-labels", metavar="", help="With --describe: write confident suggestions to labels.json (never over your own labels)."),
+    device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help="auto, cpu or cuda (previews and --describe)."),
 ) -> None:
     """SeFa: closed-form semantic directions from the generator's weights (no data, no training)."""
+    from factorization.describe import DescribeSettings
     from factorization.preview import PreviewSettings
     from factorization.stage import run_factorize
 
@@ -213,7 +217,24 @@ def factorize(
     settings = PreviewSettings(num_samples=num_samples, distance=distance, steps=steps, seed=seed) if preview else None
     if settings is not None and (num_samples < 1 or steps < 2 or distance <= 0):
         raise UserError("--preview needs -N >= 1, --steps >= 2 and --distance > 0")
-    result = run_factorize(_weights(checkpoint), out, layers, num_directions, labels, settings, device)
+    if distance <= 0:
+        raise UserError(f"--distance {distance}: must be more than 0")
+    if as_json and not describe:
+        raise UserError("--json prints what --describe measured; add --describe")
+    description = DescribeSettings(distance=distance, seed=seed) if describe else None
+    result = run_factorize(_weights(checkpoint), out, layers, num_directions, labels, settings, device,
+                           describe=description, accept_labels=accept_labels)
+    if as_json:
+        for row in result.descriptions or []:
+            typer.echo(json.dumps(row, sort_keys=True))
+        _say(f"{result.num_directions} directions described -> {out}")
+        return
+    for row in result.descriptions or []:
+        suggested = row.get("suggested_label")
+        _say(f"direction {row['direction']}: " + (row.get("note") or (f"{suggested['label']} (confidence {suggested['confidence']:.0%})"
+                                                                        if suggested else "no clear measure")))
+    for name, index in (result.accepted or {}).items():
+        _say(f"labels.json: {name} = direction {index}")
     _emit(
         {
             "directions": str(result.directions_path),

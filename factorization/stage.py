@@ -12,13 +12,15 @@ import numpy as np
 from common import atomic, images
 from common.demo_models import is_demo_generator
 from common.devices import resolve_device
-from common.directions_file import LABELS_NAME, DirectionsFile, load_directions, load_labels
+from common.directions_file import LABELS_NAME, DirectionLabel, DirectionsFile, labels_to_json, load_directions, load_labels
 from common.errors import UserError
 from common.fingerprint import fingerprint
 from common.json_files import MAX_JSON_BYTES
 from common.layer_spec import format_layer_spec, parse_layer_spec
 from common.output_folder import check_output_path, claimed_output_folder
 from common.regular_files import read_limited
+from factorization.describe import LABELS as _LABEL_MEASURES
+from factorization.describe import DescribeSettings, describe_directions
 from factorization.preview import PreviewSettings, strengths, write_previews
 from factorization.report import write_report
 from factorization.sefa import factorize
@@ -29,6 +31,9 @@ from generators.latent_layers import latent_layers
 DIRECTIONS_NAME = "directions.npz"
 PREVIEW_MARKER = ".preview.json"
 PREVIEW_VERSION = 1
+DESCRIPTION_NAME = "description.json"
+DESCRIPTION_VERSION = 1
+ACCEPT_CONFIDENCE = 0.5  # `--accept-labels` writes suggestions at least this confident
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,8 @@ class FactorizeResult:
     layers: list[int]
     seconds: float  # the eigen-decomposition itself, load excluded
     report_path: Path
+    descriptions: list[dict] | None = None  # `--describe`: what each direction measurably does
+    accepted: dict[str, int] | None = None  # `--accept-labels`: label -> direction written to labels.json
 
 
 def factorize_checkpoint(checkpoint: LoadedCheckpoint, layer_spec: str, num_directions: int) -> tuple[DirectionsFile, float]:
@@ -73,6 +80,8 @@ def run_factorize(
     labels_path: Path | None = None,
     preview: PreviewSettings | None = None,
     device_name: str = "auto",
+    describe: DescribeSettings | None = None,
+    accept_labels: bool = False,
 ) -> FactorizeResult:
     check_output_path(out_dir, "--out")
     if num_directions < 1:
@@ -80,15 +89,18 @@ def run_factorize(
     labels = load_labels(labels_path, num_directions=num_directions) if labels_path is not None else {}
     device = resolve_device(device_name)
     checkpoint = load_checkpoint(checkpoint_path)
-    if preview is not None and not checkpoint.can_render:
+    if accept_labels and describe is None:
+        raise UserError("--accept-labels takes the labels --describe suggests; add --describe")
+    if (preview is not None or describe is not None) and not checkpoint.can_render:
         raise UserError(
-            f"{checkpoint_path}: --preview renders images, and this {checkpoint.architecture} checkpoint cannot render "
-            f"({'; '.join(checkpoint.notes) or 'read for factorisation only'}); drop --preview"
+            f"{checkpoint_path}: --preview and --describe render images, and this {checkpoint.architecture} checkpoint "
+            f"cannot render ({'; '.join(checkpoint.notes) or 'read for factorisation only'}); drop them"
         )
     directions, seconds = factorize_checkpoint(checkpoint, layer_spec, num_directions)
     directions.labels = labels
     with claimed_output_folder(out_dir, "--out"):
-        return _write_outputs(checkpoint, checkpoint_path, directions, seconds, out_dir, num_directions, labels_path, preview, device)
+        return _write_outputs(checkpoint, checkpoint_path, directions, seconds, out_dir, num_directions, labels_path, preview, device,
+                              describe, accept_labels)
 
 
 def store_labels(labels_path: Path, directions_dir: Path) -> None:
@@ -126,8 +138,46 @@ def _previews(checkpoint: LoadedCheckpoint, directions: DirectionsFile, folder: 
     return paths
 
 
+def _descriptions(checkpoint: LoadedCheckpoint, directions: DirectionsFile, path: Path, settings: DescribeSettings,
+                  device) -> list[dict]:
+    """What each direction does (`factorization/describe.py`), measured again only when the generator,
+    the directions, their layers or the settings changed (it renders 2 x samples images per direction)."""
+    made_by = fingerprint(version=DESCRIPTION_VERSION, generator=checkpoint.sha256, layers=list(directions.layers),
+                          directions=hashlib.sha256(np.ascontiguousarray(directions.directions, np.float64).tobytes()).hexdigest(),
+                          settings=asdict(settings))
+    previous = atomic.read_json_object(path) or {}
+    if previous.get("fingerprint") == made_by and isinstance(previous.get("directions"), list):
+        return previous["directions"]
+    found = describe_directions(checkpoint.build_generator(device), directions.directions, directions.layers, settings, device)
+    described = [description.as_json() for description in found]
+    atomic.write_json(path, {"version": DESCRIPTION_VERSION, "fingerprint": made_by, "settings": asdict(settings),
+                             "directions": described})
+    return described
+
+
+def accept_suggestions(labels: dict[str, DirectionLabel], descriptions: list[dict]) -> dict[str, int]:
+    """Add each confident suggestion (>= ACCEPT_CONFIDENCE) to `labels` as name -> direction, signed so
+    that + strength increases the measure, unless the direction already has a label or the name is taken
+    (a user's own labels always win; of two directions suggesting one name, the more confident gets it).
+    Returns what was added."""
+    labelled = {label.index for label in labels.values()}
+    added: dict[str, int] = {}
+    ranked = sorted((d for d in descriptions if d.get("suggested_label")), key=lambda d: -d["suggested_label"]["confidence"])
+    for description in ranked:
+        name, confidence = description["suggested_label"]["label"], description["suggested_label"]["confidence"]
+        if confidence < ACCEPT_CONFIDENCE or name in labels or description["direction"] in labelled:
+            continue
+        measure = next(key for key, value in _LABEL_MEASURES.items() if value == name) if name in _LABEL_MEASURES.values() else name
+        sign = 1 if description["measures"][measure]["per_unit"] >= 0 else -1
+        labels[name] = DirectionLabel(index=description["direction"], sign=sign)
+        labelled.add(description["direction"])
+        added[name] = description["direction"]
+    return added
+
+
 def _write_outputs(checkpoint, checkpoint_path: Path, directions: DirectionsFile, seconds: float, out_dir: Path, num_directions: int,
-                   labels_path: Path | None, preview: PreviewSettings | None, device) -> FactorizeResult:
+                   labels_path: Path | None, preview: PreviewSettings | None, device, describe: DescribeSettings | None = None,
+                   accept_labels: bool = False) -> FactorizeResult:
     directions_path = directions.save(out_dir / DIRECTIONS_NAME)
     if labels_path is not None:
         atomic.write_bytes(out_dir / LABELS_NAME, read_limited(labels_path, MAX_JSON_BYTES))
@@ -138,6 +188,15 @@ def _write_outputs(checkpoint, checkpoint_path: Path, directions: DirectionsFile
     preview_paths: list[Path] = []
     if preview is not None:
         preview_paths = _previews(checkpoint, directions, out_dir / "preview", preview, device)
+    descriptions = _descriptions(checkpoint, directions, out_dir / DESCRIPTION_NAME, describe, device) if describe else None
+    if describe is None:
+        (out_dir / DESCRIPTION_NAME).unlink(missing_ok=True)  # it described other directions
+    accepted = None
+    if accept_labels and descriptions is not None:
+        labels = load_labels(out_dir / LABELS_NAME, num_directions) if (out_dir / LABELS_NAME).is_file() else {}
+        accepted = accept_suggestions(labels, descriptions)
+        if accepted:
+            atomic.write_json(out_dir / LABELS_NAME, labels_to_json(labels))
     report = write_report(
         out_dir / "index.html",
         title=f"SeFa directions of {checkpoint_path.name}",
@@ -150,5 +209,6 @@ def _write_outputs(checkpoint, checkpoint_path: Path, directions: DirectionsFile
         labels=load_labels(out_dir / LABELS_NAME, num_directions) if (out_dir / LABELS_NAME).is_file() else None,
         demo=is_demo_generator(checkpoint_path),
         preview_hint=f"sefa-edit factorize {checkpoint_path} --out {out_dir} --preview",
+        descriptions=descriptions,
     )
-    return FactorizeResult(directions_path, num_directions, directions.layers, seconds, report)
+    return FactorizeResult(directions_path, num_directions, directions.layers, seconds, report, descriptions, accepted)

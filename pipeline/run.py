@@ -28,7 +28,7 @@ from common.photo_output import DEFAULT_QUALITY
 from editing.photo_composite import MIN_FACE_SIZE
 from editing.recipe import check_recipe_for, load_recipe
 from editing.stage import EditOptions, run_edit
-from factorization.stage import DIRECTIONS_NAME, previews_made_with, run_factorize, store_labels
+from factorization.stage import DESCRIPTION_NAME, DIRECTIONS_NAME, previews_made_with, run_factorize, store_labels
 from generators.checkpoint import load_checkpoint
 from inversion.optimize import InversionSettings
 from inversion.ray_pool import RaySettings
@@ -36,6 +36,7 @@ from inversion.perceptual import PERCEPTUAL_CHOICES, choose_perceptual
 from inversion.stage import require_invertible, run_invert
 from inversion.worker import Tuning
 from common.fingerprint import content_sha256
+from factorization.describe import DescribeSettings
 from factorization.preview import SMALL_PREVIEW, PreviewSettings
 from common.demo_models import DEMO_ENCODER, DEMO_GENERATOR, DEMO_WARNING, is_demo_generator
 from pipeline.plan import say_plan
@@ -205,7 +206,8 @@ def _run_stages(photos, out, generator, generator_sha256, encoder, options, fact
         start = time.perf_counter()
         directions_file = ensure_directions(out, generator, generator_sha256, factorize_layers, options.num_directions,
                                             options.labels, PreviewSettings() if options.preview else SMALL_PREVIEW, device,
-                                            any_preview_will_do=not options.preview)
+                                            any_preview_will_do=not options.preview,
+                                            describe=DescribeSettings() if options.preview else None)
         directions_dir = directions_file.parent
         times["factorize"] = time.perf_counter() - start
 
@@ -234,19 +236,21 @@ def _run_stages(photos, out, generator, generator_sha256, encoder, options, fact
 
 def ensure_directions(out: Path, generator: Path, generator_sha256: str, layers_text: str, num_directions: int,
                       labels: Path | None = None, preview: PreviewSettings | None = None, device: str = "auto",
-                      any_preview_will_do: bool = False) -> Path:
+                      any_preview_will_do: bool = False, describe: DescribeSettings | None = None) -> Path:
     """OUT/directions/<sha256[:16]>_<layers>/directions.npz, computed once per generator, layers and K,
     and redone when `preview` asks for grids other than the ones there (`any_preview_will_do`: grids of any
     settings are kept, so the small default does not replace the full grids of an earlier --preview);
-    `run` and `ui` share it."""
+    `run` and `ui` share it. `describe`: also measure what each direction does (redone when missing)."""
     directions_dir = out / "directions" / f"{generator_sha256[:16]}_{layers_text.replace(',', '+')}"
     directions_file = directions_dir / DIRECTIONS_NAME
     cached = directions_file.is_file() and _count(directions_file) == num_directions
     made_with = previews_made_with(directions_dir)
     if preview is not None and (made_with is None or (made_with != asdict(preview) and not any_preview_will_do)):
         cached = False
+    if describe is not None and not (directions_dir / DESCRIPTION_NAME).is_file():
+        cached = False
     if not cached:
-        run_factorize(generator, directions_dir, layers_text, num_directions, labels, preview, device)
+        run_factorize(generator, directions_dir, layers_text, num_directions, labels, preview, device, describe=describe)
     elif labels is not None:
         store_labels(labels, directions_dir)
     return directions_file
