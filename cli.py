@@ -363,6 +363,7 @@ def edit(
     edits: Optional[List[str]] = typer.Option(None, "--edit", metavar="SPEC", help="DIRECTION=STRENGTHS: 0=-3:3:7, age=+2, 1=-2,0,2 (repeatable)."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", metavar="FILE", help="A recipe from `sefa-edit ui` (several moves at once), applied to every code."),
     layers: Optional[str] = typer.Option(None, "--layers", "-l", metavar="LAYERS", help="Layers to move (default: the directions' own)."),
+    keep: Optional[str] = typer.Option(None, "--keep", metavar="DIRS", help="Conditional edit: move orthogonally to these directions (labels, indices or .npy files, comma-separated), e.g. yaw,age."),
     paste_back: bool = typer.Option(False, "--paste-back", metavar="", help="Also write each original photo with its faces edited (OUT/photos)."),
     mask: str = typer.Option("face", "--mask", metavar="face|crop", help="Paste-back region: face (landmark hull) or crop (the whole aligned square)."),
     per_face: bool = typer.Option(False, "--per-face", metavar="", help=PER_FACE_HELP),
@@ -377,8 +378,9 @@ def edit(
     """Move codes along SeFa directions on chosen layers and resynthesise; grids, sweeps, pasted-back photos."""
     from editing.stage import EditOptions, run_edit
 
+    kept = tuple(part.strip() for part in (keep or "").split(",") if part.strip())
     options = EditOptions(layers=layers, paste_back=paste_back, mask=mask, animate=animate, force=force, overwrite=overwrite,
-                          max_pixels=max_pixels, quality=quality, min_face_size=min_face_size, per_face=per_face)
+                          max_pixels=max_pixels, quality=quality, min_face_size=min_face_size, per_face=per_face, keep=kept)
     summary = run_edit(codes, out, _weights(generator), directions, list(edits or []), options, device, emit=_emit, say=_say,
                        recipe_path=recipe)
     if summary["edited"] or summary["skipped"] or summary["failed"]:

@@ -40,6 +40,7 @@ from common.regular_files import problem_with
 from common.safe_arrays import BadArray, load_npy
 from common.stdin_records import distinct_stdin_inputs
 from common.sweeps import write_sweep
+from editing.conditional import ConditionalMove, KeptDirection, conditional_move
 from editing.edit_spec import EditSpec, parse_edit, strength_text
 from editing.paste_back import MASK_KINDS
 from editing.photo_composite import MIN_FACE_SIZE, RECONSTRUCTION_NAME, EditedFace, PasteSettings, paste_photos
@@ -47,7 +48,7 @@ from editing.recipe import check_recipe_for, load_recipe
 from editing.sidecar import BadSidecar, Sidecar, read_sidecar
 from generators.checkpoint import load_checkpoint
 from generators.interface import apply_render_condition, render_condition_of
-from generators.latent_edit import code_entries, move_along
+from generators.latent_edit import code_entries
 
 MARKER_NAME = ".edit.json"
 MARKER_VERSION = 3
@@ -71,6 +72,7 @@ class EditOptions:
     force: bool = False
     overwrite: bool = False
     batch_size: int = 8
+    keep: tuple[str, ...] = ()  # conditional edits: directions (labels, indices, .npy files) whose effect is kept out
     photos_dir: Path | None = None  # where pasted-back photos go (default: OUT/photos)
     max_pixels: int = DEFAULT_MAX_PIXELS
     quality: int = DEFAULT_QUALITY  # of pasted-back JPEGs
@@ -139,6 +141,32 @@ def _meta_of(code: Path) -> Path | None:
     return Path(meta) if isinstance(meta, str) and meta else None
 
 
+def resolve_kept(refs: tuple[str, ...], directions: DirectionsFile, num_ws: int) -> list[KeptDirection]:
+    """--keep's directions: an index or a label of the directions file (on its layers, or the label's), or
+    a .npy file holding one direction [dim] or [1, dim] (an InterFaceGAN boundary), on the directions' layers."""
+    kept = []
+    for ref in refs:
+        if ref.isdigit() or ref in directions.labels:
+            spec = parse_edit(f"{ref}=0", directions)
+            vector = directions.directions[spec.index] * spec.sign
+            layers = spec.layers if spec.layers is not None else directions.layers
+        elif ref.endswith(".npy") and Path(ref).is_file():
+            try:
+                vector = load_npy(Path(ref)).astype(np.float64).reshape(-1)
+            except (BadArray, ValueError) as exc:
+                raise UserError(f"--keep {ref}: not a direction file ({exc})") from None
+            if vector.shape != (directions.directions.shape[1],) or not np.isfinite(vector).all() or not vector.any():
+                raise UserError(f"--keep {ref}: expected one finite direction of {directions.directions.shape[1]} numbers, "
+                                f"got {vector.size}")
+            vector, layers = vector / np.linalg.norm(vector), directions.layers
+        else:
+            known = ", ".join(sorted(directions.labels)) or "no labels"
+            raise UserError(f"--keep {ref}: not a direction index (0..{len(directions.directions) - 1}), a label ({known}) "
+                            f"or a .npy direction file")
+        kept.append(KeptDirection(ref, np.asarray(vector, np.float64), tuple(code_entries(list(layers), num_ws))))
+    return kept
+
+
 def resolve_layers(spec: EditSpec, directions: DirectionsFile, override: str | None, num_ws: int) -> list[int]:
     if override is not None:
         return parse_layer_spec(override, num_ws)
@@ -180,7 +208,18 @@ def run_edit(
         _check_directions(directions, Path(directions_path), checkpoint, generator_path, options.force)
     generator = checkpoint.build_generator(device)
     layers = {spec.name: resolve_layers(spec, directions, options.layers, generator.num_ws) for spec in specs}
+    if options.keep and directions is None:
+        raise UserError("--keep names directions of the directions file: pass -d DIRS.npz")
+    kept = resolve_kept(options.keep, directions, generator.num_ws) if options.keep else []
+    moves = {spec.name: conditional_move(spec.name, directions.directions[spec.index] * spec.sign, layers[spec.name], kept)
+             for spec in specs}
+    for spec in specs:
+        if kept:
+            say(f"--edit {spec.name}: keeping {', '.join(k.name for k in kept)} out of it; "
+                f"{moves[spec.name].summary()['remaining']:.0%} of the direction is left")
     edit_prints = [[spec.name, spec.index, spec.sign, list(spec.strengths), layers[spec.name]] for spec in specs]
+    if kept:
+        edit_prints.append(["keep", [[k.name, k.vector.tolist(), list(k.layers)] for k in kept]])
     if recipe is not None:
         check_recipe_for(recipe, str(recipe_path), checkpoint.sha256, generator.num_ws, generator.w_dim, options.force)
         if any(spec.slug == recipe.name for spec in specs):
@@ -200,7 +239,7 @@ def run_edit(
         "edits": edit_prints, "animate": options.animate,
     }
     with claimed_output_folder(out_dir):
-        return _edit_all(items, out_dir, generator, directions, specs, layers, options, shared_print, emit, say)
+        return _edit_all(items, out_dir, generator, directions, specs, moves, options, shared_print, emit, say)
 
 
 def _check_directions(directions: DirectionsFile, directions_path: Path, checkpoint, generator_path: Path, force: bool) -> None:
@@ -217,7 +256,7 @@ def _check_directions(directions: DirectionsFile, directions_path: Path, checkpo
                         f"has {checkpoint.latent_dim}-dimensional W codes; factorize this generator")
 
 
-def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: DirectionsFile, specs: list[EditSpec], layers: dict,
+def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: DirectionsFile, specs: list[EditSpec], moves: dict,
               options: EditOptions, shared_print: dict, emit, say) -> dict:
     device = next(generator.parameters()).device
     failures = FailureLog(out_dir, say, key="code")
@@ -268,7 +307,7 @@ def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: Direc
                     summary["failed"] += 1
                     failures.add(item.code, "bad_code", f"{item.code.with_suffix('.json')}: {exc}")
                     continue
-                identities = _edit_one(item, target, planned, previous, face_generator, directions, specs, layers, options, device,
+                identities = _edit_one(item, target, planned, previous, face_generator, directions, specs, moves, options, device,
                                        item_print)
                 del face_generator  # one tuned generator at a time, however many faces
             except BadArray as exc:
@@ -286,7 +325,9 @@ def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: Direc
                     + ", ".join(Path(name).stem for name in far))
         if sidecar is not None:
             faces_to_paste.append(EditedFace(item.name, sidecar, target, item_print))
-        records.append((item, {**_record(item, target, planned), "identity": identities}))
+        conditional = {name: move.summary() for name, move in moves.items() if move.kept}
+        records.append((item, {**_record(item, target, planned), "identity": identities,
+                               **({"conditional": conditional} if conditional else {})}))
         if not options.paste_back:
             emit(records[-1][1])
     if summary["redone"]:
@@ -340,7 +381,7 @@ def _identities(item: CodeItem, specs: list[EditSpec], rendered: dict) -> dict[s
 
 
 def _edit_one(item: CodeItem, target: Path, planned: list[Path], previous: dict, generator, directions: DirectionsFile,
-              specs: list[EditSpec], layers: dict, options: EditOptions, device, item_print: str) -> dict[str, float | str]:
+              specs: list[EditSpec], moves: dict, options: EditOptions, device, item_print: str) -> dict[str, float | str]:
     """Render and write one input's edits, grid and sweeps; its marker last, so a crash leaves it undone.
     Returns the identity distance of each edited image (see `_identities`)."""
     code = load_npy(item.code)
@@ -348,7 +389,7 @@ def _edit_one(item: CodeItem, target: Path, planned: list[Path], previous: dict,
         raise BadCodeShape(f"code of shape {list(code.shape)}, this generator takes [{generator.num_ws}, {generator.w_dim}]")
     (target / MARKER_NAME).unlink(missing_ok=True)  # from here on the item is not done until it is rewritten
     ws = torch.from_numpy(code).float().to(device)[None]
-    rendered = _render_edits(generator, ws, specs, directions, layers, options.batch_size)
+    rendered = _render_edits(generator, ws, specs, moves, options.batch_size)
     for spec in specs:
         for strength in spec.strengths:
             images.save_rgb(target / f"{spec.slug}_{strength_text(strength)}.png", rendered[(spec.name, strength)])
@@ -374,8 +415,9 @@ def _remove_stale(previous: dict, planned: list[Path]) -> None:
 
 
 @torch.no_grad()
-def _render_edits(generator, ws, specs: list[EditSpec], directions: DirectionsFile | None, layers: dict, batch_size: int) -> dict:
-    """{(edit name, strength): RGB uint8} plus {("", 0.0): the unedited reconstruction}."""
+def _render_edits(generator, ws, specs: list[EditSpec], moves: dict[str, ConditionalMove], batch_size: int) -> dict:
+    """{(edit name, strength): RGB uint8} plus {("", 0.0): the unedited reconstruction}. `moves`: each
+    --edit's move per code entry (`editing/conditional.py`; the plain direction unless --keep)."""
     keys, codes = [("", 0.0)], [ws]
     for spec in specs:
         if spec.recipe is not None:
@@ -383,10 +425,9 @@ def _render_edits(generator, ws, specs: list[EditSpec], directions: DirectionsFi
                 keys.append((spec.name, strength))
                 codes.append(spec.recipe.apply(ws, float(strength)))
             continue
-        direction = torch.as_tensor(directions.directions[spec.index] * spec.sign, dtype=torch.float32, device=ws.device)
         for strength in spec.strengths:
             keys.append((spec.name, strength))
-            codes.append(move_along(ws, direction, layers[spec.name], float(strength)))
+            codes.append(moves[spec.name].apply(ws, float(strength)))
     stacked = torch.cat(codes)
     out = []
     for start in range(0, len(stacked), batch_size):
