@@ -91,3 +91,13 @@ def test_the_conditional_move_is_what_the_generator_renders(tmp_path):
     np.testing.assert_allclose(moved[0, 1].numpy(), [0, 0, 2], atol=1e-6)
     np.testing.assert_allclose(moved[0, 3].numpy(), 2 * unit([0, -1, 1]), atol=1e-6)
     assert moved[0, 0].abs().sum() == 0 and moved[0, 2].abs().sum() == 0
+
+
+
+def test_sefas_own_directions_need_no_conditioning(tmp_path):
+    """SeFa's directions are eigenvectors of one symmetric matrix, so orthonormal: keeping one out of another
+    changes nothing (what is worth keeping out comes from elsewhere: another factorisation, a .npy boundary)."""
+    assert cli("factorize", GENERATOR, "--out", tmp_path / "dirs", "-K", "4").returncode == 0
+    directions = load_directions(tmp_path / "dirs" / "directions.npz").directions.astype(np.float64)
+    move = conditional_move("0", directions[0], [0, 1], [KeptDirection(str(k), directions[k], (0, 1)) for k in (1, 2, 3)])
+    assert move.summary()["remaining"] == pytest.approx(1.0, abs=1e-6)
