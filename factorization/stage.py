@@ -91,10 +91,13 @@ def run_factorize(
     checkpoint = load_checkpoint(checkpoint_path)
     if accept_labels and describe is None:
         raise UserError("--accept-labels takes the labels --describe suggests; add --describe")
-    if (preview is not None or describe is not None) and not checkpoint.can_render:
+    rendering_flags = [flag for flag, given in (("--preview", preview), ("--describe", describe)) if given is not None]
+    if rendering_flags and not checkpoint.can_render:
+        flags = " and ".join(rendering_flags)
         raise UserError(
-            f"{checkpoint_path}: --preview and --describe render images, and this {checkpoint.architecture} checkpoint "
-            f"cannot render ({'; '.join(checkpoint.notes) or 'read for factorisation only'}); drop them"
+            f"{checkpoint_path}: {flags} render{'s' if len(rendering_flags) == 1 else ''} images, and this "
+            f"{checkpoint.architecture} checkpoint cannot render "
+            f"({'; '.join(checkpoint.notes) or 'read for factorisation only'}); drop {flags}"
         )
     directions, seconds = factorize_checkpoint(checkpoint, layer_spec, num_directions)
     directions.labels = labels

@@ -100,6 +100,8 @@ def test_factorize_previews_stylegan1_and_pggan_and_refuses_a_biggan_preview_wit
     torch.save(factories.biggan_state(), tmp_path / "pytorch_model.bin")
     refused = run_cli("factorize", str(tmp_path / "pytorch_model.bin"), "--out", str(tmp_path / "q"), "--preview")
     assert refused.returncode == 2 and "drop --preview" in refused.stderr and "no config.json" in refused.stderr
+    refused = run_cli("factorize", str(tmp_path / "pytorch_model.bin"), "--out", str(tmp_path / "q"), "--preview", "--describe")
+    assert refused.returncode == 2 and "drop --preview and --describe" in refused.stderr
 
 
 def test_bad_options_exit_non_zero(tmp_path, checkpoint):
