@@ -206,9 +206,12 @@ def factorize(
     describe: bool = typer.Option(False, "--describe", metavar="", help="Measure what each direction does (pose, mouth, eyes, framing, colours) and suggest a label."),
     as_json: bool = typer.Option(False, "--json", metavar="", help="With --describe: print each direction's measures as a JSON line."),
     accept_labels: bool = typer.Option(False, "--accept-labels", metavar="", help="With --describe: write confident suggestions to labels.json (never over your own labels)."),
-    device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help="auto, cpu or cuda (previews and --describe)."),
+    method: str = typer.Option("sefa", "--method", metavar="sefa|ganspace", help="sefa (closed form, from the weights) or ganspace (PCA of sampled W, to compare with SeFa)."),
+    samples: int = typer.Option(100_000, "--samples", metavar="N", help="--method ganspace: how many z are mapped to W (seeded by --seed)."),
+    imports: Optional[list[Path]] = typer.Option(None, "--from", metavar="FILE", help="Import another method's directions instead: an InterFaceGAN boundary (.npy) or GANSpace components (.npz); repeat to gather several."),
+    device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help="auto, cpu or cuda (previews, --describe, ganspace)."),
 ) -> None:
-    """SeFa: closed-form semantic directions from the generator's weights (no data, no training)."""
+    """SeFa: closed-form semantic directions from the generator's weights (no data, no training); or GANSpace's, or published ones."""
     from factorization.describe import DescribeSettings
     from factorization.preview import PreviewSettings
     from factorization.stage import run_factorize
@@ -223,7 +226,8 @@ def factorize(
         raise UserError("--json prints what --describe measured; add --describe")
     description = DescribeSettings(distance=distance, seed=seed) if describe else None
     result = run_factorize(_weights(checkpoint), out, layers, num_directions, labels, settings, device,
-                           describe=description, accept_labels=accept_labels)
+                           describe=description, accept_labels=accept_labels, method=method, samples=samples, seed=seed,
+                           imports=list(imports or []), say=_say)
     if as_json:
         for row in result.descriptions or []:
             typer.echo(json.dumps(row, sort_keys=True))
@@ -244,7 +248,8 @@ def factorize(
             "seconds": round(result.seconds, 6),
         }
     )
-    _say(f"{result.num_directions} directions over layers {result.layers} in {result.seconds * 1000:.1f} ms -> {out}")
+    what = {"ganspace": "GANSpace components", "sefa": "directions"}.get(method, "directions") if not imports else "imported directions"
+    _say(f"{result.num_directions} {what} over layers {result.layers} in {result.seconds * 1000:.1f} ms -> {out}")
 
 
 @app.command()
@@ -359,7 +364,7 @@ def edit(
     codes: str = typer.Argument(..., metavar="CODES", help="Folder of codes from `invert`, one .npy, or - for invert's JSON lines."),
     out: Path = typer.Argument(..., metavar="OUT", help="Output folder: one sub-folder of edits per input."),
     generator: Path = typer.Option(..., "--generator", "-g", metavar="NAME|FILE", help="The generator the codes were inverted with (name or file)."),
-    directions: Optional[Path] = typer.Option(None, "--directions", "-d", metavar="FILE", help="directions.npz from `factorize` (labels.json beside it); needed by --edit."),
+    directions: Optional[Path] = typer.Option(None, "--directions", "-d", metavar="FILE", help="directions.npz from `factorize` (labels.json beside it), an InterFaceGAN boundary .npy or GANSpace components .npz; needed by --edit."),
     edits: Optional[List[str]] = typer.Option(None, "--edit", metavar="SPEC", help="DIRECTION=STRENGTHS: 0=-3:3:7, age=+2, 1=-2,0,2 (repeatable)."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", metavar="FILE", help="A recipe from `sefa-edit ui` (several moves at once), applied to every code."),
     layers: Optional[str] = typer.Option(None, "--layers", "-l", metavar="LAYERS", help="Layers to move (default: the directions' own)."),
@@ -469,7 +474,7 @@ def ui(
     out: Path = typer.Argument(Path("sefa-edit-ui"), metavar="OUT", help="Working folder: aligned crops, codes, directions, uploads, saved photos and recipes (an existing `run` OUT works)."),
     generator: Optional[str] = typer.Option(None, "--generator", "-g", metavar="NAME|FILE", help="Checkpoint file or model name (default: the bundled demo)."),
     encoder: Optional[Path] = typer.Option(None, "--encoder", "-e", metavar="NAME|FILE", help="Encoder (default: the one published with -g, or the bundled one)."),
-    directions: Optional[Path] = typer.Option(None, "--directions", "-d", metavar="FILE", help="directions.npz (default: computed into OUT, as `run` does)."),
+    directions: Optional[Path] = typer.Option(None, "--directions", "-d", metavar="FILE", help="directions.npz, an InterFaceGAN boundary .npy or GANSpace components .npz (default: SeFa's, computed into OUT, as `run` does)."),
     num_directions: int = typer.Option(10, "-K", "--num-directions", metavar="K", help="Sliders (directions computed when -d is not given)."),
     layers: str = typer.Option("all", "--layers", "-l", metavar="LAYERS", help="Layers to factorise when -d is not given."),
     steps: int = typer.Option(100, "--steps", metavar="N", help="Default inversion steps (settable in the page)."),

@@ -4,8 +4,9 @@ them go away (`--edit smile=+2 --keep yaw,age`).
 
 The code space is W+, and each direction acts on chosen layers, so the projection is made layer by
 layer: on a layer the edit moves, the direction loses its components along the kept directions that
-also act on that layer (Gram-Schmidt over those, i.e. n - Q Q^T n). The result is rescaled to unit
-length, as InterFaceGAN does, so a strength means as much as before; how much of the direction was
+also act on that layer (Gram-Schmidt over those, i.e. n - Q Q^T n). The result is rescaled to the
+plain direction's length (unit for SeFa and InterFaceGAN, one standard deviation for GANSpace), as
+InterFaceGAN does, so a strength means as much as before; how much of the direction was
 left (|n - Q Q^T n|, the cosine between the plain and the conditional direction) is reported. When the
 kept directions are already orthogonal to it, nothing changes.
 """
@@ -61,11 +62,13 @@ def orthogonal_part(direction: np.ndarray, kept: Sequence[np.ndarray]) -> np.nda
 
 
 def conditional_move(name: str, direction: np.ndarray, layers: Sequence[int], kept: Sequence[KeptDirection]) -> ConditionalMove:
-    """The conditional form of moving `direction` (unit) on `layers`, keeping every direction of `kept`."""
+    """The conditional form of moving `direction` (what strength 1 adds) on `layers`, keeping every
+    direction of `kept`."""
     if not kept:  # the plain move, on the very vector stored
         vector = np.asarray(direction, dtype=np.float32)
         return ConditionalMove({layer: vector for layer in layers}, {layer: 1.0 for layer in layers}, ())
-    unit = np.asarray(direction, dtype=np.float64) / np.linalg.norm(direction)
+    length = float(np.linalg.norm(direction))
+    unit = np.asarray(direction, dtype=np.float64) / length
     vectors, remaining = {}, {}
     for layer in layers:
         here = [k.vector for k in kept if layer in k.layers]
@@ -74,5 +77,5 @@ def conditional_move(name: str, direction: np.ndarray, layers: Sequence[int], ke
         if left < TOO_LITTLE_LEFT:
             raise UserError(f"--edit {name}: on layer {layer} it lies entirely within the kept directions "
                             f"({', '.join(k.name for k in kept)}); keep fewer")
-        vectors[layer], remaining[layer] = (part / left).astype(np.float32), left
+        vectors[layer], remaining[layer] = (part * (length / left)).astype(np.float32), left
     return ConditionalMove(vectors, remaining, tuple(k.name for k in kept))

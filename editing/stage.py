@@ -22,7 +22,7 @@ import torch
 
 from common import atomic, images
 from common.devices import resolve_device
-from common.directions_file import LABELS_NAME, DirectionsFile, load_directions
+from common.directions_file import LABELS_NAME, DirectionsFile, check_directions_for, load_directions
 from common.errors import UserError
 from common.failures import FailureLog
 from common.fingerprint import content_sha256, fingerprint
@@ -205,13 +205,14 @@ def run_edit(
     specs = [parse_edit(text, directions) for text in edit_texts] if directions is not None else []
     checkpoint = load_checkpoint(generator_path)
     if directions is not None:
-        _check_directions(directions, Path(directions_path), checkpoint, generator_path, options.force)
+        _check_directions(directions, Path(directions_path), checkpoint, generator_path, options.force, say)
+        directions.for_code(checkpoint.num_latent_layers)
     generator = checkpoint.build_generator(device)
     layers = {spec.name: resolve_layers(spec, directions, options.layers, generator.num_ws) for spec in specs}
     if options.keep and directions is None:
         raise UserError("--keep names directions of the directions file: pass -d DIRS.npz")
     kept = resolve_kept(options.keep, directions, generator.num_ws) if options.keep else []
-    moves = {spec.name: conditional_move(spec.name, directions.directions[spec.index] * spec.sign, layers[spec.name], kept)
+    moves = {spec.name: conditional_move(spec.name, directions.vector(spec.index) * spec.sign, layers[spec.name], kept)
              for spec in specs}
     for spec in specs:
         if kept:
@@ -242,18 +243,12 @@ def run_edit(
         return _edit_all(items, out_dir, generator, directions, specs, moves, options, shared_print, emit, say)
 
 
-def _check_directions(directions: DirectionsFile, directions_path: Path, checkpoint, generator_path: Path, force: bool) -> None:
-    if directions.checkpoint_sha256 != checkpoint.sha256 and not force:
-        raise UserError(
-            f"{directions_path}: directions were computed for another generator (sha256 {directions.checkpoint_sha256[:12]}..., "
-            f"{generator_path} is {checkpoint.sha256[:12]}...); run factorize on this generator, or pass --force"
-        )
-    if directions.latent_space != checkpoint.latent_space:
-        raise UserError(f"{directions_path}: {directions.latent_space}-space directions cannot edit the "
-                        f"{checkpoint.latent_space} codes of {generator_path}; factorize this generator")
-    if directions.directions.shape[1] != checkpoint.latent_dim:
-        raise UserError(f"{directions_path}: directions are {directions.directions.shape[1]}-dimensional but {generator_path} "
-                        f"has {checkpoint.latent_dim}-dimensional W codes; factorize this generator")
+def _check_directions(directions: DirectionsFile, directions_path: Path, checkpoint, generator_path: Path, force: bool,
+                      say: Callable[[str], None] = lambda message: None) -> None:
+    check_directions_for(directions, directions_path, checkpoint, generator_path, force)
+    if directions.published and directions.trained_for:
+        say(f"note: {Path(directions_path).name} was published for {directions.trained_for}; nothing in the file lets "
+            f"sefa-edit check that {Path(generator_path).name} is that generator")
 
 
 def _edit_all(items: list[CodeItem], out_dir: Path, generator, directions: DirectionsFile, specs: list[EditSpec], moves: dict,

@@ -27,10 +27,15 @@ def write_report(
     demo: bool = False,
     preview_hint: str | None = None,
     descriptions: Sequence[dict] | None = None,
+    origins: Sequence[str] | None = None,
+    comparison: Sequence[str] = (),
 ) -> Path:
     """`labels`: {name: DirectionLabel} from labels.json; each direction's heading names its labels.
     `preview_hint`: the command that renders the grids, said on a page that has none (a page of
-    eigenvalues alone does not show what a direction does)."""
+    eigenvalues alone does not show what a direction does). `origins`: per direction, where it comes
+    from when it is not SeFa's own (GANSpace, an InterFaceGAN boundary); their `eigenvalues` are then
+    SeFa's objective ||A n||^2 for them, set beside SeFa's spectrum. `comparison`: lines on how they
+    compare with SeFa's directions."""
     total = float(np.clip(all_eigenvalues, 0, None).sum()) or 1.0
     named: dict[int, list[str]] = {}
     for name, label in (labels or {}).items():
@@ -43,10 +48,16 @@ def write_report(
         if k < len(preview_paths):
             rel = html.escape(Path(preview_paths[k]).relative_to(path.parent).as_posix())
             image = f'<img src="{rel}" alt="direction {k}" loading="lazy">'
+        if origins is None:
+            strength = f"eigenvalue {value:.4g} · {value / total:.1%} of the spectrum"
+        else:
+            strength = (f"SeFa objective ‖An‖² {value:.4g} (SeFa's largest: {float(np.max(all_eigenvalues)):.4g})"
+                        if np.isfinite(value) else "")
+        origin = f'<p class="origin">from {html.escape(origins[k])}</p>' if origins is not None and k < len(origins) else ""
         rows.append(
             f"<section><h3>direction {k}" + (f": {html.escape(', '.join(named[k]))}" if k in named else "")
-            + f" <small>layers {html.escape(layers_text)} · eigenvalue {value:.4g} · {value / total:.1%} of the spectrum"
-            f"</small></h3>{description_html(descriptions[k]) if descriptions and k < len(descriptions) else ''}{image}</section>"
+            + f" <small>layers {html.escape(layers_text)}{' · ' + strength if strength else ''}"
+            f"</small></h3>{origin}{description_html(descriptions[k]) if descriptions and k < len(descriptions) else ''}{image}</section>"
         )
     header = ""
     if descriptions:
@@ -59,7 +70,20 @@ def write_report(
         header += (f'<p class="hint">No sample grids were rendered, so this page cannot show what each direction does. '
                   f'Render them (samples moved from &minus;3 to +3 along each direction) with '
                   f'<code>{html.escape(preview_hint)}</code>, or add <code>--preview</code> to <code>sefa-edit run</code>.</p>')
+    if comparison:
+        header = ("<h3>Compared with SeFa on the same layers</h3><ul>"
+                  + "".join(f"<li>{html.escape(line)}</li>" for line in comparison) + "</ul>" + header)
     info = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in checkpoint_info.items())
+    if origins is None:
+        spectrum_section = (f"<h2>Eigenvalue spectrum</h2>\n{spectrum_svg(all_eigenvalues, highlight=len(eigenvalues))}\n"
+                            f"<p><small>bars: each direction's share of the trace of AᵀA (first {min(64, len(all_eigenvalues))} "
+                            f"of {len(all_eigenvalues)}; blue: the {len(eigenvalues)} kept); line: cumulative share. A steep "
+                            f"start means a few directions dominate.</small></p>")
+    else:
+        spectrum_section = (f"<h2>SeFa's spectrum of these layers, for comparison</h2>\n{spectrum_svg(all_eigenvalues, highlight=0)}\n"
+                            f"<p><small>These directions are not SeFa's: each one's ‖An‖² below says how strongly the "
+                            f"layers respond to it, on the scale of these eigenvalues (SeFa's direction k has the k-th "
+                            f"largest).</small></p>")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -69,16 +93,14 @@ table {{ border-collapse: collapse; font-size: 0.9em; }} th, td {{ text-align: l
 small {{ color: #666; font-weight: normal; }}
 .measures {{ display: flex; gap: 2em; align-items: flex-start; margin: 0.5em 0; }} .measures td {{ font-variant-numeric: tabular-nums; }}
 .suggest {{ background: #eefaf0; border: 1px solid #8fc79a; padding: 0.2em 0.6em; }}
+.origin {{ color: #555; margin: 0.2em 0; }}
 .hint {{ background: #eef4ff; border: 1px solid #a9c1ea; padding: 0.6em 1em; }}
 .banner {{ background: #fff3cd; border: 1px solid #e0c36a; padding: 0.6em 1em; font-weight: 600; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 {f'<p class="banner" role="alert">{html.escape(DEMO_WARNING)}</p>' if demo else ''}
 <table>{info}<tr><th>layers</th><td>{html.escape(layers_text)}</td></tr></table>
-<h2>Eigenvalue spectrum</h2>
-{spectrum_svg(all_eigenvalues, highlight=len(eigenvalues))}
-<p><small>bars: each direction's share of the trace of AᵀA (first {min(64, len(all_eigenvalues))} of {len(all_eigenvalues)};
-blue: the {len(eigenvalues)} kept); line: cumulative share. A steep start means a few directions dominate.</small></p>
+{spectrum_section}
 <h2>Directions</h2>{header}
 {''.join(rows)}
 </body></html>

@@ -24,7 +24,9 @@ from alignment.stage import NO_FACE, AlignOptions, run_align
 from common import atomic, images
 from common.demo_models import is_demo_generator
 from common.devices import resolve_device
-from common.directions_file import LABELS_NAME, DirectionLabel, labels_to_json, load_directions, load_labels
+from common.directions_file import (
+    LABELS_NAME, DirectionLabel, check_directions_for, labels_to_json, load_directions, load_labels,
+)
 from common.errors import UserError
 from common.fingerprint import content_sha256
 from common.json_files import read_json, read_json_object
@@ -33,6 +35,7 @@ from common.photo_io import UnreadableImage, read_photo
 from common.photo_output import output_suffix, write_like
 from common.safe_arrays import load_npy
 from common.validate import require_label_name
+from editing.conditional import KeptDirection, conditional_move
 from editing.paste_back import PreparedFace, paste_face, prepare_face
 from editing.photo_composite import face_side
 from editing.recipe import Recipe, RecipeMove, slug
@@ -68,11 +71,13 @@ def upload_too_large(name: str, size: int | None) -> str:
 
 @dataclass(frozen=True)
 class Move:
-    """One slider: `strength` along direction `direction` on `layers`."""
+    """One slider: `strength` along direction `direction` on `layers`, with the directions of `keep`
+    kept out of it (InterFaceGAN's conditional manipulation, `edit --keep`)."""
 
     direction: int
     strength: float
     layers: tuple[int, ...]
+    keep: tuple[int, ...] = ()
 
 
 DETECTORS = {"hog": "hog (fast)", "cnn": "cnn (slower; finds small and turned faces)"}
@@ -159,9 +164,8 @@ class EditorSession:
                                                 num_directions, device=device)
         self.directions_path = Path(directions_path)
         self.directions = load_directions(self.directions_path)
-        if self.directions.checkpoint_sha256 != self.checkpoint.sha256:
-            raise UserError(f"{directions_path}: directions were computed for another generator; run factorize on "
-                            f"{generator_path} or leave -d out")
+        check_directions_for(self.directions, self.directions_path, self.checkpoint, self.generator_path)
+        self.directions.for_code(self.checkpoint.num_latent_layers)
         self.lock = threading.Lock()  # one forward at a time: the page may send several releases at once
         self.sample_condition: dict = {}  # the class and truncation of the last sample drawn
         self.known_faces: dict[str, Face] = {}  # every face found so far, by name
@@ -336,11 +340,21 @@ class EditorSession:
         with self.lock:
             return images.tensor_to_uint8((generator or self.generator).render(ws))[0]
 
+    def move_vector(self, move: Move) -> np.ndarray:
+        """What strength 1 of this slider adds on each of its layers: the direction, or with `keep` its
+        part orthogonal to the kept directions (`editing/conditional.py`), at the direction's length."""
+        vector = self.directions.vector(move.direction)
+        kept = [KeptDirection(self.direction_names()[k], self.directions.vector(k), tuple(move.layers))
+                for k in move.keep if k != move.direction]
+        if not kept or not move.layers:
+            return vector.astype(np.float32)
+        return conditional_move(str(move.direction), vector, move.layers[:1], kept).vectors[move.layers[0]]
+
     def moved(self, ws: torch.Tensor, moves: list[Move]) -> torch.Tensor:
         """ws with every slider's move added (they combine: each adds strength * n on its layers)."""
         for move in moves:
             if move.strength != 0:
-                direction = torch.as_tensor(self.directions.directions[move.direction], dtype=torch.float32, device=ws.device)
+                direction = torch.as_tensor(self.move_vector(move), dtype=torch.float32, device=ws.device)
                 ws = move_along(ws, direction, move.layers, move.strength)
         return ws
 
@@ -361,7 +375,7 @@ class EditorSession:
         canvas = photo.rgb.copy()
         paste_face(canvas, crop, face)
         suffix = {"png": ".png", "jpeg": ".jpg"}.get(fmt, output_suffix(opened.sidecar.source))
-        key = hashlib.sha1(repr([opened.face.name, *[(m.direction, m.strength, m.layers) for m in moves]]).encode()).hexdigest()[:10]
+        key = hashlib.sha1(repr([opened.face.name, *[(m.direction, m.strength, m.layers, m.keep) for m in moves]]).encode()).hexdigest()[:10]
         return write_like(self.out / "ui" / f"{opened.face.file_stem}_edited_{key}{suffix}", canvas, photo, quality)
 
     # --- explore --------------------------------------------------------------------------------------------
@@ -418,9 +432,13 @@ class EditorSession:
         if not used:
             raise UserError("every slider is at 0: move at least one before saving a recipe")
         labels = {entry.index: label for label, entry in self.directions.labels.items()}
-        return Recipe(slug(name), tuple(RecipeMove(m.direction, float(m.strength), tuple(m.layers),
-                                                   self.directions.directions[m.direction].astype(np.float32),
-                                                   labels.get(m.direction)) for m in used),
+        vectors = [self.move_vector(m).astype(np.float64) for m in used]  # recipes hold unit vectors: a length other
+        lengths = [float(np.linalg.norm(v)) for v in vectors]  # than 1 (GANSpace's standard deviations) goes into the strength
+        lengths = [1.0 if abs(length - 1.0) < 1e-5 else length for length in lengths]
+        return Recipe(slug(name), tuple(RecipeMove(m.direction, float(m.strength) * length, tuple(m.layers),
+                                                   self.move_vector(m) if length == 1.0 else (vector / length).astype(np.float32),
+                                                   labels.get(m.direction))
+                                        for m, vector, length in zip(used, vectors, lengths)),
                       self.checkpoint.sha256, content_sha256(self.directions_path), "W+", self.num_ws)
 
     def write_recipe(self, moves: list[Move], name: str = "recipe") -> Path:

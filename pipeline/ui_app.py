@@ -13,6 +13,7 @@ the page as the CLI's one-line messages (never a stack trace).
 # (`evt: gr.SelectData` is how a gallery click passes which thumbnail), and strings would hide them.
 import functools
 import os
+import re
 import socket
 import sys
 import traceback
@@ -120,7 +121,7 @@ class SliderPanel:
         self.session = session
         self.count = min(session.num_directions, MAX_SLIDERS)
         names = session.direction_names()
-        self.sliders, self.presets, self.customs = [], [], []
+        self.sliders, self.presets, self.customs, self.keeps = [], [], [], []
         for k in range(self.count):
             with gr.Row(equal_height=True):
                 self.sliders.append(gr.Slider(-strength, strength, value=0, step=0.1, label=f"direction {names[k]}",
@@ -129,16 +130,20 @@ class SliderPanel:
                     PRESETS, value=PRESETS[0], label="layers", elem_id=f"{prefix}-layers-{k}", scale=1, min_width=120)))
                 self.customs.append(gr.Textbox(value="", label="custom layers", placeholder="e.g. 0-3 or 4,5",
                                                elem_id=f"{prefix}-custom-{k}", scale=1, min_width=100))
+                # InterFaceGAN's conditional edit: this slider moves only along what is orthogonal to the kept ones
+                self.keeps.append(checked_choices(gr.Dropdown(
+                    [(names[j], j) for j in range(session.num_directions) if j != k], value=[], multiselect=True,
+                    label="keep unchanged", elem_id=f"{prefix}-keep-{k}", scale=1, min_width=120)))
 
     @property
     def inputs(self) -> list:
-        return [*self.sliders, *self.presets, *self.customs]
+        return [*self.sliders, *self.presets, *self.customs, *self.keeps]
 
     def moves(self, values: tuple) -> list[Move]:
-        strengths = values[: self.count]
-        presets = values[self.count : 2 * self.count]
-        customs = values[2 * self.count :]
-        return [Move(k, float(strengths[k] or 0), self.session.layers_for(presets[k], customs[k] or ""))
+        n = self.count
+        strengths, presets, customs, keeps = values[:n], values[n : 2 * n], values[2 * n : 3 * n], values[3 * n :]
+        return [Move(k, float(strengths[k] or 0), self.session.layers_for(presets[k], customs[k] or ""),
+                     tuple(int(j) for j in (keeps[k] or [])))
                 for k in range(self.count)]
 
     def wire(self, handler: Callable, inputs_before: list, outputs: list) -> None:
@@ -149,6 +154,8 @@ class SliderPanel:
             control.change(handler, [*inputs_before, *self.inputs], outputs, show_progress="hidden")
         for box in self.customs:
             box.submit(handler, [*inputs_before, *self.inputs], outputs, show_progress="hidden")
+        for control in self.keeps:
+            control.change(handler, [*inputs_before, *self.inputs], outputs, show_progress="hidden")
 
     def relabel(self) -> list:
         names = self.session.direction_names()
@@ -161,11 +168,19 @@ def for_display(crop: np.ndarray, side: int = 256) -> np.ndarray:
     return np.repeat(np.repeat(crop, factor, axis=0), factor, axis=1) if factor > 1 else crop
 
 
+def direction_sources(session: EditorSession) -> str:
+    """Where the sliders' directions come from, in a few words: 'SeFa', 'InterFaceGAN boundary ...'."""
+    sources = list(dict.fromkeys(re.sub(r"component \d+ of", "components of", session.directions.source_of(k))
+                                 for k in range(session.num_directions)))
+    return "; ".join(sources[:3]) + (f" and {len(sources) - 3} more" if len(sources) > 3 else "")
+
+
 def header_markdown(session: EditorSession) -> str:
     lines = [f"**generator** {session.generator_label} (sha256 {session.checkpoint.sha256[:12]}…, "
              f"{session.checkpoint.format}, {session.checkpoint.resolution} px) · **encoder** "
              f"{session.encoder_path or 'none'} · **directions** {session.directions_path} "
-             f"({session.num_directions}, layers {','.join(map(str, session.directions.layers))})"]
+             f"({session.num_directions}, layers {','.join(map(str, session.directions.layers))}, "
+             f"from {direction_sources(session)})"]
     if session.demo:
         lines.insert(0, f'<p class="banner">{DEMO_WARNING}</p>')
     return "\n\n".join(lines)

@@ -231,6 +231,8 @@ def test_upload_invert_slide_and_take_the_recipe_to_the_batch(app, tmp_path):
         link = wait_for(lambda: [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#downloads a")
                                  if "recipe" in (a.get_attribute("href") or "")], 30, "the recipe link")[0]
         browser.save_screenshot(str(shots / "ui-5-recipe.png"))
+        keep = browser.find_element(By.ID, "edit-keep-0")  # each slider's "keep unchanged" choice (conditional edit)
+        assert "keep unchanged" in keep.text
     finally:
         browser.quit()
     recipe_file = tmp_path / "slid.recipe.json"
