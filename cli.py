@@ -252,6 +252,9 @@ def factorize(
     _say(f"{result.num_directions} {what} over layers {result.layers} in {result.seconds * 1000:.1f} ms -> {out}")
 
 
+LOCAL_WORKERS_HELP = "Processes working in parallel (default: one per usable core); the outputs are the same for any N."
+
+
 @app.command()
 def align(
     input: str = typer.Argument(..., metavar="PHOTOS", help="A photo, a folder of photos (recursive), or - for paths / JSON lines on stdin."),
@@ -264,14 +267,16 @@ def align(
     upsample: int = typer.Option(1, "--upsample", metavar="N", help="Detector upsampling: 1 finds faces down to ~40 px, 0 is faster."),
     min_score: float = typer.Option(0.2, "--min-score", metavar="SCORE", help="Detector score below which a hit is not taken for a face."),
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", metavar="N", help=MAX_PIXELS_HELP),
+    workers: Optional[int] = typer.Option(None, "--workers", metavar="N", help=LOCAL_WORKERS_HELP),
 ) -> None:
     """Detect faces, fit landmarks and cut FFHQ-aligned crops (with the transform kept for paste-back)."""
     from alignment.stage import AlignOptions, run_align, summary_line
+    from common.process_pool import resolve_workers
 
     require_finite("--min-score", min_score)
     options = AlignOptions(size=size, detector=detector, landmarks=landmarks, largest=largest, overwrite=overwrite, upsample=upsample,
                            min_score=min_score, max_pixels=max_pixels)
-    summary = run_align(input, out, options, emit=_emit, say=_say)
+    summary = run_align(input, out, options, emit=_emit, say=_say, workers=resolve_workers(workers))
     _say(summary_line(summary, out))
     _finish(summary.crops)
 
@@ -304,8 +309,9 @@ WORKERS_HELP = "Ray workers (default: one per GPU with --gpus-per-worker, else o
 
 def _ray_settings(address: str | None, workers: int | None, gpus_per_worker: float):
     if address is None:
-        if workers is not None or gpus_per_worker:
-            raise UserError("--workers and --gpus-per-worker go with --ray auto|ADDRESS")
+        given = [flag for flag, value in (("--workers", workers is not None), ("--gpus-per-worker", bool(gpus_per_worker))) if value]
+        if given:
+            raise UserError(f"{' and '.join(given)} {'go' if len(given) > 1 else 'goes'} with --ray auto|ADDRESS")
         return None
     from inversion.ray_pool import RaySettings
 
@@ -378,14 +384,17 @@ def edit(
     force: bool = typer.Option(False, "--force", metavar="", help="Use directions computed for another checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Redo inputs that an earlier run finished."),
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", metavar="N", help=MAX_PIXELS_HELP + " Applies to paste-back."),
+    workers: Optional[int] = typer.Option(None, "--workers", metavar="N", help=LOCAL_WORKERS_HELP + " They write the images and paste photos back; rendering stays here."),
     device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=DEVICE_HELP),
 ) -> None:
     """Move codes along SeFa directions on chosen layers and resynthesise; grids, sweeps, pasted-back photos."""
+    from common.process_pool import resolve_workers
     from editing.stage import EditOptions, run_edit
 
     kept = tuple(part.strip() for part in (keep or "").split(",") if part.strip())
     options = EditOptions(layers=layers, paste_back=paste_back, mask=mask, animate=animate, force=force, overwrite=overwrite,
-                          max_pixels=max_pixels, quality=quality, min_face_size=min_face_size, per_face=per_face, keep=kept)
+                          max_pixels=max_pixels, quality=quality, min_face_size=min_face_size, per_face=per_face, keep=kept,
+                          workers=resolve_workers(workers))
     summary = run_edit(codes, out, _weights(generator), directions, list(edits or []), options, device, emit=_emit, say=_say,
                        recipe_path=recipe)
     if summary["edited"] or summary["skipped"] or summary["failed"]:
@@ -418,14 +427,16 @@ def run(
     recipe: Optional[Path] = typer.Option(None, "--recipe", metavar="FILE", help="A recipe from `sefa-edit ui`: its moves together on every face (instead of the default edits)."),
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", metavar="N", help=MAX_PIXELS_HELP),
     device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=DEVICE_HELP),
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="auto|ADDRESS", help=RAY_HELP),
-    workers: Optional[int] = typer.Option(None, "--workers", metavar="N", help=WORKERS_HELP),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="auto|ADDRESS", help=RAY_HELP + " Alignment and paste-back then run as Ray tasks."),
+    workers: Optional[int] = typer.Option(None, "--workers", metavar="N", help="Local processes aligning, writing images and pasting back (default: one per usable core); with --ray, the Ray inversion workers (default: one per GPU with --gpus-per-worker, else one per 2 CPUs)."),
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", metavar="N", help="GPUs reserved per Ray worker (e.g. 1)."),
+    stream: bool = typer.Option(True, "--stream/--no-stream", metavar="", help="Stream: invert each photo's faces as soon as it is aligned, edit them as soon as they are inverted (default); --no-stream runs the stages one after the other over the whole folder."),
     tune_steps: int = typer.Option(0, "--tune", metavar="N", help=TUNE_HELP),
     tune_precision: str = typer.Option("fp16", "--tune-precision", metavar="fp16|fp32", help=TUNE_PRECISION_HELP),
     tune_per: str = typer.Option("photo", "--tune-per", metavar="photo|face", help=TUNE_PER_HELP),
 ) -> None:
     """The whole job: align -> invert -> factorize (cached) -> edit, with paste-back and an HTML report."""
+    from common.process_pool import resolve_workers
     from pipeline.run import RunOptions, run_pipeline
 
     generator_path, encoder = _generator_or_demo(generator, encoder)
@@ -433,7 +444,9 @@ def run(
         edits=tuple(edits) if edits else () if recipe is not None else RunOptions.edits, recipe=recipe, factorize_layers=layers, num_directions=num_directions,
         labels=labels, size=size, steps=steps, batch_size=_batch_size(batch_size), perceptual=perceptual, vgg=vgg, largest=largest,
         mask=mask, animate=animate, max_pixels=max_pixels, quality=quality, min_face_size=min_face_size, per_face=per_face,
-        preview=preview, ray=_ray_settings(ray, workers, gpus_per_worker), tuning=_tuning(tune_steps, tune_precision, tune_per),
+        preview=preview, ray=_ray_settings(ray, workers if ray is not None else None, gpus_per_worker),
+        tuning=_tuning(tune_steps, tune_precision, tune_per), stream=stream,
+        workers=resolve_workers(workers if ray is None else None),
     )
     result = run_pipeline(photos, out, generator_path, encoder, options, device, say=_say, shared_dir=_shared_dir(),
                           generator_label=generator or "the bundled demo generator")

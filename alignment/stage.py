@@ -20,6 +20,7 @@ from common.fingerprint import content_sha256, fingerprint
 from common.naming import unique_stems
 from common.output_folder import claimed_output_folder, check_output_path
 from common.photo_io import DEFAULT_MAX_PIXELS, UnreadableImage, check_max_pixels, read_photo
+from common.process_pool import OrderedPool, WorkerDied
 from common.progress import track
 from alignment.ffhq import ffhq_quad, render_aligned
 from alignment.inputs import InputItem, list_inputs
@@ -89,8 +90,10 @@ def run_align(
     say: Callable[[str], None],
     stdin: Iterator[str] | None = None,
     exclude: Path | None = None,
+    workers: int = 1,
 ) -> AlignSummary:
-    """Align every photo of `input_spec`; `exclude` (default OUT) is a folder never scanned for input."""
+    """Align every photo of `input_spec` on `workers` processes; `exclude` (default OUT) is a folder never
+    scanned for input."""
     options.validate()
     check_output_path(out_dir)
     if input_spec != "-" and not Path(input_spec).exists() and not Path(input_spec).is_symlink():
@@ -100,92 +103,159 @@ def run_align(
     except ValueError as exc:  # a bad stdin line
         raise UserError(str(exc)) from exc
     with claimed_output_folder(out_dir):
-        return _align_all(items, input_spec, out_dir, options, emit, say)
+        return _align_all(items, input_spec, out_dir, options, emit, say, workers)
 
 
-def _align_all(items: list[InputItem], input_spec: str, out_dir: Path, options: AlignOptions, emit, say) -> AlignSummary:
-    summary = AlignSummary()
-    if not items:
-        say(f"no images found in {input_spec} (looked for .jpg .jpeg .png .webp .bmp .tif .tiff)")
-        return summary
-    finder: FaceFinder | None = None  # loaded on first need: a rerun with everything done skips the model load
-    stems = unique_stems([item.relative.as_posix() for item in items])
-    failures = FailureLog(out_dir, say, key="source")
-    settings = options.result_settings()
+@dataclass(frozen=True)
+class PhotoJob:
+    """One photo to align, with everything a worker process needs (it shares nothing with the driver)."""
 
-    for item, stem in track(list(zip(items, stems)), "aligning", unit="photos"):
+    item: InputItem
+    stem: str
+    out_dir: Path
+    options: AlignOptions
+    fingerprint: str
+    previous: dict | None  # the earlier run's marker
+
+
+@dataclass(frozen=True)
+class PhotoResult:
+    """What aligning one photo did: `kind` is aligned, skipped (done before), unreadable or crashed."""
+
+    item: InputItem
+    kind: str
+    crops: tuple[dict, ...] = ()
+    reason: str = ""
+    redone: bool = False
+
+
+class AlignRecorder:
+    """The driver's side of alignment: counts, `failures.jsonl`, JSON lines, in photo order. One recorder
+    whether the photos were aligned here, in worker processes, on Ray or streamed into `run`."""
+
+    def __init__(self, out_dir: Path, emit: Callable[[dict], None], say: Callable[[str], None]) -> None:
+        self.summary = AlignSummary()
+        self.failures = FailureLog(out_dir, say, key="source")
+        self.emit = emit
+
+    def record(self, result: PhotoResult) -> None:
+        summary = self.summary
         summary.photos += 1
-        done_marker = out_dir / ".done" / f"{stem}.json"
+        summary.redone_photos += result.redone
+        if result.kind == "skipped":
+            summary.skipped_photos += 1
+        if result.kind in ("unreadable", "crashed"):
+            summary.unreadable += 1
+            self.failures.add(result.item.path, result.kind, result.reason)
+            return
+        if not result.crops:
+            summary.no_face += 1
+            self.failures.add(result.item.path, "no_face", NO_FACE)
+        for record in result.crops:
+            summary.crops += 1
+            summary.records.append(record)
+            self.emit(record)
+
+
+def plan_photos(items: list[InputItem], out_dir: Path, options: AlignOptions) -> list[PhotoJob | PhotoResult]:
+    """Per photo, in order: its result when an earlier run already made it (fingerprint unchanged, crops
+    there), else the job that makes it. Checked here, not in workers, so a rerun starts no process."""
+    stems = unique_stems([item.relative.as_posix() for item in items])
+    settings = options.result_settings()
+    planned: list[PhotoJob | PhotoResult] = []
+    for item, stem in zip(items, stems):
         try:
             photo_digest = content_sha256(item.path) if item.path.is_file() else None
         except OSError:
             photo_digest = None
         photo_print = fingerprint(photo=photo_digest, **settings)
-        previous = _read_marker(done_marker)
+        previous = _read_marker(out_dir / ".done" / f"{stem}.json")
         if not options.overwrite and previous is not None and previous.get("fingerprint") == photo_print \
                 and _all_present(previous.get("crops", [])):
-            summary.skipped_photos += 1
-            if not previous["crops"]:  # still listed: failures.jsonl describes the latest run in full
-                summary.no_face += 1
-                failures.add(item.path, "no_face", NO_FACE)
-            for record in previous["crops"]:
-                summary.crops += 1
-                summary.records.append(record)
-                emit(record)
+            planned.append(PhotoResult(item, "skipped", tuple(previous["crops"])))
+        else:
+            planned.append(PhotoJob(item, stem, out_dir, options, photo_print, previous))
+    return planned
+
+
+def align_planned(planned: list[PhotoJob | PhotoResult], pool: OrderedPool) -> Iterator[PhotoResult]:
+    """Every photo's result in order, the jobs done by `pool` (local processes, or Ray tasks with the
+    same interface: `pipeline/ray_stages.py`)."""
+    done = pool.map(align_photo, ((entry,) for entry in planned if isinstance(entry, PhotoJob)))
+    for entry in planned:
+        if isinstance(entry, PhotoResult):
+            yield entry
             continue
-        if previous is not None:
-            summary.redone_photos += 1
-        try:
-            photo = read_photo(item.path, max_pixels=options.max_pixels)
-        except (UnreadableImage, OSError) as exc:
-            summary.unreadable += 1
-            _forget(previous, done_marker)
-            reason = str(exc) if isinstance(exc, UnreadableImage) else f"cannot read ({exc.strerror or exc})"
-            failures.add(item.path, "unreadable", reason)
-            continue
-        if finder is None:
-            finder = FaceFinder(options.detector, options.landmarks, options.upsample, options.detect_max_side,
-                                min_score=options.min_score)
-        faces = finder.find(photo.rgb)
-        if options.largest:
-            faces = faces[:1]
-        if not faces:
-            summary.no_face += 1
-            failures.add(item.path, "no_face", NO_FACE)
-        crops = []
-        for index, face in enumerate(faces):
-            quad = ffhq_quad(face.landmarks)
-            crop_path = out_dir / f"{stem}_{index}.png"
-            meta_path = crop_path.with_suffix(".json")
-            aligned = render_aligned(photo.rgb, quad, options.size)
-            images.save_rgb(crop_path, aligned.pixels)
-            atomic.write_json(meta_path, {
-                "version": SIDECAR_VERSION,
-                "source": str(item.path.resolve()),
-                "source_size": [int(photo.rgb.shape[1]), int(photo.rgb.shape[0])],
-                "exif_orientation": photo.exif_orientation,
-                "face_index": index,
-                "box": list(face.box),
-                "detector": options.detector,
-                "detector_score": round(face.score, 4),
-                "landmarks_model": options.landmarks,
-                "landmarks": face.landmarks.round(2).tolist(),
-                "quad": aligned.source_quad.tolist(),  # where the crop's pixels come from: paste-back uses this
-                "ffhq_quad": quad.tolist(),  # the tool's quad from the landmarks (differs after a shrink)
-                "output_size": options.size,
-                "crop": crop_path.name,
-            })
-            record = _record(crop_path, meta_path, item.path, index)
-            crops.append(record)
-            summary.crops += 1
-            summary.records.append(record)
-            emit(record)
-        _remove_stale(previous, crops)
-        atomic.write_json(done_marker, {"version": MARKER_VERSION, "fingerprint": photo_print, "source": str(item.path.resolve()),
-                                        "settings": settings, "crops": crops})
-    if summary.redone_photos:
-        say(f"{summary.redone_photos} photo(s) redone: the photo, the settings or the earlier outputs changed")
-    return summary
+        result = next(done)
+        yield PhotoResult(entry.item, "crashed", reason=f"alignment failed: {result}", redone=entry.previous is not None) \
+            if isinstance(result, WorkerDied) else result
+
+
+def _align_all(items: list[InputItem], input_spec: str, out_dir: Path, options: AlignOptions, emit, say,
+               workers: int = 1) -> AlignSummary:
+    recorder = AlignRecorder(out_dir, emit, say)
+    if not items:
+        say(f"no images found in {input_spec} (looked for .jpg .jpeg .png .webp .bmp .tif .tiff)")
+        return recorder.summary
+    planned = plan_photos(items, out_dir, options)
+    jobs = sum(isinstance(entry, PhotoJob) for entry in planned)
+    with OrderedPool(min(workers, jobs)) as pool:  # no process is started for a rerun with every photo done
+        for result in track(align_planned(planned, pool), "aligning", total=len(planned), unit="photos"):
+            recorder.record(result)
+    if recorder.summary.redone_photos:
+        say(f"{recorder.summary.redone_photos} photo(s) redone: the photo, the settings or the earlier outputs changed")
+    return recorder.summary
+
+
+_finders: dict[tuple, FaceFinder] = {}  # per process: the detector and landmark models, loaded on first need
+
+
+def align_photo(job: PhotoJob) -> PhotoResult:
+    """Detect, fit landmarks, crop and write one photo's faces and its marker (in whichever process runs it)."""
+    item, options, out_dir, previous = job.item, job.options, job.out_dir, job.previous
+    redone = previous is not None
+    try:
+        photo = read_photo(item.path, max_pixels=options.max_pixels)
+    except (UnreadableImage, OSError) as exc:
+        _forget(previous, out_dir / ".done" / f"{job.stem}.json")
+        reason = str(exc) if isinstance(exc, UnreadableImage) else f"cannot read ({exc.strerror or exc})"
+        return PhotoResult(item, "unreadable", reason=reason, redone=redone)
+    key = (options.detector, options.landmarks, options.upsample, options.detect_max_side, options.min_score)
+    if key not in _finders:
+        _finders[key] = FaceFinder(options.detector, options.landmarks, options.upsample, options.detect_max_side,
+                                   min_score=options.min_score)
+    faces = _finders[key].find(photo.rgb)
+    if options.largest:
+        faces = faces[:1]
+    crops = []
+    for index, face in enumerate(faces):
+        quad = ffhq_quad(face.landmarks)
+        crop_path = out_dir / f"{job.stem}_{index}.png"
+        meta_path = crop_path.with_suffix(".json")
+        aligned = render_aligned(photo.rgb, quad, options.size)
+        images.save_rgb(crop_path, aligned.pixels)
+        atomic.write_json(meta_path, {
+            "version": SIDECAR_VERSION,
+            "source": str(item.path.resolve()),
+            "source_size": [int(photo.rgb.shape[1]), int(photo.rgb.shape[0])],
+            "exif_orientation": photo.exif_orientation,
+            "face_index": index,
+            "box": list(face.box),
+            "detector": options.detector,
+            "detector_score": round(face.score, 4),
+            "landmarks_model": options.landmarks,
+            "landmarks": face.landmarks.round(2).tolist(),
+            "quad": aligned.source_quad.tolist(),  # where the crop's pixels come from: paste-back uses this
+            "ffhq_quad": quad.tolist(),  # the tool's quad from the landmarks (differs after a shrink)
+            "output_size": options.size,
+            "crop": crop_path.name,
+        })
+        crops.append(_record(crop_path, meta_path, item.path, index))
+    _remove_stale(previous, crops)
+    atomic.write_json(out_dir / ".done" / f"{job.stem}.json", {
+        "version": MARKER_VERSION, "fingerprint": job.fingerprint, "source": str(item.path.resolve()),
+        "settings": options.result_settings(), "crops": crops})
+    return PhotoResult(item, "aligned", tuple(crops), redone=redone)
 
 
 def _read_marker(marker: Path) -> dict | None:

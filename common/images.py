@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import cv2
 import numpy as np
-import torch
 
 from common import atomic
 from common.regular_files import open_regular
 
+if TYPE_CHECKING:  # torch is imported where tensors are converted: the processes that only write images never load it
+    import torch
+
 
 def tensor_to_uint8(images: torch.Tensor) -> np.ndarray:
     """[N, C, H, W] in [-1, 1] -> [N, H, W, C] uint8 RGB (the generator's convention)."""
+    import torch
+
     images = images.detach().float().clamp(-1, 1)
     images = ((images + 1) * 127.5).round().to(torch.uint8)
     return images.permute(0, 2, 3, 1).cpu().numpy()
@@ -22,6 +26,8 @@ def tensor_to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def uint8_to_tensor(images: np.ndarray) -> torch.Tensor:
     """[N, H, W, C] or [H, W, C] uint8 RGB -> [N, C, H, W] float in [-1, 1]."""
+    import torch
+
     if images.ndim == 3:
         images = images[None]
     tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()

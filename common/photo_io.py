@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,6 +200,9 @@ def read_photo(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, keep_alpha: boo
         rgb = None
     if rgb is None:
         reason = str(pillow_error).splitlines()[0] if str(pillow_error) else type(pillow_error).__name__
+        # Pillow names the open file object it was handed ("<_io.BufferedReader name=5>"): a descriptor number
+        # that means nothing to the user and differs from run to run
+        reason = re.sub(r"\s*<_io\.\w+ name=\d+>", "", reason)
         raise UnreadableImage(f"not a readable image ({reason})")
     _check_pixels(rgb.shape[1], rgb.shape[0], max_pixels)
     return Photo(path, rgb, 1)

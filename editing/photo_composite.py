@@ -17,18 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from common import atomic
-from common.failures import FailureLog
 from common.fingerprint import content_sha256, fingerprint
 from common.images import read_rgb
 from common.naming import unique_stems
 from common.photo_io import DEFAULT_MAX_PIXELS, Photo, UnreadableImage, read_photo
 from common.photo_output import output_suffix, write_like
-from common.progress import track
 from common.sweeps import fit_for_video, write_sweep
 from editing.edit_spec import EditSpec, strength_text
 from editing.paste_back import paste_face, prepare_face
@@ -74,16 +71,25 @@ def face_side(sidecar: Sidecar) -> float:
     return float(np.linalg.norm(sidecar.quad[3] - sidecar.quad[0]))
 
 
-def group_faces(faces: list[EditedFace], per_face: bool) -> list[PhotoGroup]:
-    """One group per photo (its faces in their order), or one per face with `per_face`."""
+def group_faces(faces: list[EditedFace], per_face: bool, names: dict[Path, str] | None = None) -> list[PhotoGroup]:
+    """One group per photo (its faces in their order), or one per face with `per_face`. `names`: each
+    photo's folder, when the caller named every photo of the run (else named from these faces' photos)."""
     if per_face:
         return [PhotoGroup(face.name, face.sidecar.source, (face,)) for face in faces]
     by_source: dict[Path, list[EditedFace]] = {}
     for face in faces:
         by_source.setdefault(Path(face.sidecar.source).resolve(), []).append(face)
     sources = sorted(by_source)
-    names = unique_stems([source.name for source in sources])
-    return [PhotoGroup(name, source, tuple(by_source[source])) for name, source in zip(names, sources)]
+    folders = [names[source] for source in sources] if names is not None and all(s in names for s in sources) \
+        else unique_stems([source.name for source in sources])
+    return [PhotoGroup(name, source, tuple(by_source[source])) for name, source in zip(folders, sources)]
+
+
+def photo_folder_names(sources: list[Path]) -> dict[Path, str]:
+    """The folder under PHOTOS of each photo of a run, decided from all of them at once (as `group_faces`
+    would from their faces), so a photo pasted early gets the name it would get at the end."""
+    resolved = sorted({Path(source).resolve() for source in sources})
+    return dict(zip(resolved, unique_stems([source.name for source in resolved])))
 
 
 def planned_pictures(folder: Path, source: Path, specs: list[EditSpec], animate: str | None) -> list[Path]:
@@ -94,20 +100,14 @@ def planned_pictures(folder: Path, source: Path, specs: list[EditSpec], animate:
     return paths
 
 
-def paste_photos(faces: list[EditedFace], photos_dir: Path, specs: list[EditSpec], settings: PasteSettings,
-                 failures: FailureLog, say: Callable[[str], None] = lambda message: None) -> dict[str, dict]:
-    """Write every photo group's pictures (or keep them when nothing changed); {face name: record of its photo}."""
-    records: dict[str, dict] = {}
-    for group in track(group_faces(faces, settings.per_face), "pasting back", unit="photos"):
-        try:
-            record = _paste_group(group, photos_dir / group.name, specs, settings, say)
-        except (UnreadableImage, BadSidecar, ValueError, OSError) as exc:  # reading; a failed write is OutputError
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-            failures.add(group.source, "bad_photo", f"cannot paste back into this photo: {reason}")
-            continue
-        for face in group.faces:
-            records[face.name] = record
-    return records
+def paste_group(group: PhotoGroup, folder: Path, specs: list[EditSpec], settings: PasteSettings
+                ) -> tuple[dict | None, list[str], str | None]:
+    """(the photo's record, what to say, why it could not be pasted or None), in whichever process runs it."""
+    messages: list[str] = []
+    try:
+        return _paste_group(group, folder, specs, settings, messages.append), messages, None
+    except (UnreadableImage, BadSidecar, ValueError, OSError) as exc:  # reading; a failed write is OutputError
+        return None, messages, str(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)
 
 
 def _paste_group(group: PhotoGroup, folder: Path, specs: list[EditSpec], settings: PasteSettings, say) -> dict:

@@ -16,14 +16,15 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from common.errors import UserError
 from common.json_files import BadJson, read_json
-from generators.latent_edit import move_along
+
+if TYPE_CHECKING:  # torch only where a recipe is applied: processes that write a recipe's images never load it
+    import torch
 
 RECIPE_FORMAT = "sefa-edit-recipe"
 RECIPE_VERSION = 1
@@ -64,6 +65,10 @@ class Recipe:
 
     def apply(self, ws: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """ws [N, num_ws, w_dim] moved by every move (scaled by `scale`)."""
+        import torch
+
+        from generators.latent_edit import move_along
+
         for move in self.moves:
             direction = torch.as_tensor(move.vector, dtype=torch.float32, device=ws.device)
             ws = move_along(ws, direction, move.layers, scale * move.strength)

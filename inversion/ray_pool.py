@@ -76,58 +76,97 @@ def worker_count(ray, settings: RaySettings) -> int:
     return max(1, int(resources.get("CPU", 1) // 2))
 
 
+class RayInverters:
+    """Inversion actors on Ray, fed batches as they come (`submit`) and handing back finished batches
+    (`results`, in completion order). Dead workers are replaced and their batch redone, said in one line."""
+
+    def __init__(self, out_dir: Path, generator_path: Path, encoder_path: Path | None, settings: InversionSettings,
+                 vgg_file: Path | None, ray_settings: RaySettings, say: Callable[[str], None], tuning=None,
+                 expected_batches: int | None = None) -> None:
+        ray_settings.validate()
+        self.ray = connect(ray_settings)
+        self.say, self.ray_settings = say, ray_settings
+        count = worker_count(self.ray, ray_settings)
+        if expected_batches is not None:
+            count = max(1, min(count, expected_batches))
+        self.marker = Path(out_dir) / MARKER_NAME
+        token = secrets.token_hex(16)
+        self.marker.write_text(token)
+        device = "cuda" if ray_settings.gpus_per_worker > 0 else "cpu"
+        remote_worker = self.ray.remote(num_gpus=ray_settings.gpus_per_worker, num_cpus=1, max_restarts=0,
+                                        max_task_retries=0)(InversionWorker)
+
+        def new_actor():
+            return remote_worker.remote(Path(out_dir).resolve(), Path(generator_path).resolve(),
+                                        Path(encoder_path).resolve() if encoder_path is not None else None, settings, vgg_file,
+                                        device, (self.marker.resolve(), token), tuning=tuning)
+
+        self.new_actor = new_actor
+        self.actors = {number: new_actor() for number in range(1, count + 1)}
+        say(f"inverting on {count} Ray worker(s) ({ray_settings.address})")
+        self.waiting: list[tuple[int, list[CropJob]]] = []  # (batch number, batch), in order
+        self.attempts: dict[int, int] = {}
+        self.running: dict = {}  # Ray object ref -> (worker number, batch number, batch)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    def submit(self, batch: list[CropJob]) -> None:
+        number = len(self.attempts)
+        self.attempts[number] = 0
+        self.waiting.append((number, batch))
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        idle = [number for number in self.actors if number not in {job[0] for job in self.running.values()}]
+        for worker in idle[: len(self.waiting)]:
+            batch_number, batch = self.waiting.pop(0)
+            self.attempts[batch_number] += 1
+            self.running[self.actors[worker].invert_jobs.remote(batch)] = (worker, batch_number, batch)
+
+    def results(self, block: bool = True) -> Iterator[list[Outcome]]:
+        """Finished batches' outcomes; with `block`, until every submitted batch is back."""
+        while self.running or self.waiting:
+            self._dispatch()
+            done, _ = self.ray.wait(list(self.running), num_returns=1, timeout=None if block else 0)
+            if not done:
+                return
+            worker, batch_number, batch = self.running.pop(done[0])
+            try:
+                outcomes = self.ray.get(done[0])
+            except self.ray.exceptions.RayActorError as exc:
+                _stop_if_not_a_worker_death(exc)
+                reason = _death_reason(exc)
+                if self.attempts[batch_number] >= MAX_BATCH_ATTEMPTS:
+                    raise UserError(f"Ray workers died {self.attempts[batch_number]} times on the same batch "
+                                    f"({_crop_names(batch)}; last: {reason}); finished crops are kept, rerun to redo the rest") from None
+                self.ray.kill(self.actors[worker])
+                self.actors[worker] = self.new_actor()
+                self.say(f"ray: worker {worker} died ({reason}); a new worker redoes its batch of {len(batch)} crop(s): "
+                         f"{_crop_names(batch)}")
+                self.waiting.insert(0, (batch_number, batch))
+                continue
+            yield outcomes
+
+    def close(self) -> None:
+        for actor in self.actors.values():
+            self.ray.kill(actor)
+        self.marker.unlink(missing_ok=True)
+
+
 def run_on_ray(batches: list[list[CropJob]], out_dir: Path, generator_path: Path, encoder_path: Path | None,
                settings: InversionSettings, vgg_file: Path | None, ray_settings: RaySettings,
                say: Callable[[str], None], tuning=None) -> Iterator[list[Outcome]]:
     """Yield each batch's outcomes as workers finish them (in completion order)."""
-    ray_settings.validate()
-    ray = connect(ray_settings)
-    count = min(worker_count(ray, ray_settings), len(batches))
-    marker = Path(out_dir) / MARKER_NAME
-    token = secrets.token_hex(16)
-    marker.write_text(token)
-    device = "cuda" if ray_settings.gpus_per_worker > 0 else "cpu"
-    remote_worker = ray.remote(num_gpus=ray_settings.gpus_per_worker, num_cpus=1, max_restarts=0,
-                               max_task_retries=0)(InversionWorker)
-
-    def new_actor():
-        return remote_worker.remote(Path(out_dir).resolve(), Path(generator_path).resolve(),
-                                    Path(encoder_path).resolve() if encoder_path is not None else None, settings, vgg_file,
-                                    device, (marker.resolve(), token), tuning=tuning)
-
-    actors = {number: new_actor() for number in range(1, count + 1)}
-    say(f"inverting {sum(len(b) for b in batches)} crop(s) on {count} Ray worker(s) ({ray_settings.address})")
-    waiting = list(enumerate(batches))  # (batch number, batch), in order
-    attempts = {number: 0 for number, _ in waiting}
-    running: dict = {}  # Ray object ref -> (worker number, batch number, batch)
+    inverters = RayInverters(out_dir, generator_path, encoder_path, settings, vgg_file, ray_settings, say, tuning,
+                             expected_batches=len(batches))
     try:
-        while waiting or running:
-            idle = [number for number in actors if number not in {job[0] for job in running.values()}]
-            for worker in idle[: len(waiting)]:
-                batch_number, batch = waiting.pop(0)
-                attempts[batch_number] += 1
-                running[actors[worker].invert_jobs.remote(batch)] = (worker, batch_number, batch)
-            done, _ = ray.wait(list(running), num_returns=1)
-            worker, batch_number, batch = running.pop(done[0])
-            try:
-                outcomes = ray.get(done[0])
-            except ray.exceptions.RayActorError as exc:
-                _stop_if_not_a_worker_death(exc)
-                reason = _death_reason(exc)
-                if attempts[batch_number] >= MAX_BATCH_ATTEMPTS:
-                    raise UserError(f"Ray workers died {attempts[batch_number]} times on the same batch "
-                                    f"({_crop_names(batch)}; last: {reason}); finished crops are kept, rerun to redo the rest") from None
-                ray.kill(actors[worker])
-                actors[worker] = new_actor()
-                say(f"ray: worker {worker} died ({reason}); a new worker redoes its batch of {len(batch)} crop(s): "
-                    f"{_crop_names(batch)}")
-                waiting.insert(0, (batch_number, batch))
-                continue
-            yield outcomes
+        for batch in batches:
+            inverters.submit(batch)
+        yield from inverters.results(block=True)
     finally:
-        for actor in actors.values():
-            ray.kill(actor)
-        marker.unlink(missing_ok=True)
+        inverters.close()
 
 
 def _stop_if_not_a_worker_death(exc) -> None:

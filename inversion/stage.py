@@ -150,94 +150,176 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
                 plan: "Plan | None" = None, tuning: Tuning | None = None) -> dict:
     """Plan (fingerprints: which crops need work), run the batches (here, or on Ray workers), record
     (failures, metrics, JSON lines, counts) as the outcomes come back."""
-    checkpoint = load_checkpoint(generator_path)
-    require_invertible(checkpoint, generator_path, settings.space)
-    if encoder_path is not None and ray is not None:  # a wrong encoder: one line before any worker starts
-        load_encoder(encoder_path, checkpoint.num_latent_layers, checkpoint.latent_dim, checkpoint.sha256)
-    vgg_file = find_vgg_weights(vgg_path, shared_dir) if perceptual == "lpips" else None
-    # Everything that changes a code, except the crop itself (added per item). The VGG file is 528 MB:
-    # its name and size identify it well enough without hashing it on every run.
-    common_settings = {
-        "version": INFO_VERSION, "generator": checkpoint.sha256,
-        "encoder": content_sha256(encoder_path) if encoder_path is not None else None,
-        "perceptual": perceptual, "vgg": [vgg_file.name, vgg_file.stat().st_size] if vgg_file is not None else None,
-        **asdict(settings),
-    }
-    if tuning is not None:  # only then: codes inverted without --tune keep their fingerprints
-        common_settings["tuning"] = {**asdict(tuning.settings), "precision": tuning.precision}
-    failures = FailureLog(out_dir, say, key="aligned")
-    summary = {"inverted": 0, "skipped": 0, "failed": 0, "unreadable": 0, "redone": 0}
-    planned: list[tuple[CropItem, str, dict | None, bool]] = []  # item, its print, its info, whether it is done
-    for item in items:
-        code_path, rec_path, info_path = _outputs(out_dir, item)
-        try:
-            crop_print = fingerprint(crop=content_sha256(item.aligned), **common_settings)
-        except OSError as exc:
-            summary["unreadable"] += 1
-            failures.add(item.aligned, "unreadable", f"cannot read ({exc.strerror or exc})")
-            continue
-        info = atomic.read_json_object(info_path)
-        done = not overwrite and info is not None and info.get("fingerprint") == crop_print and code_path.is_file() \
-            and rec_path.is_file()
-        planned.append((item, crop_print, info, done))
-    per_photo = tuning is not None and tuning.per == "photo"
-    groups = photo_groups(out_dir, [entry[0] for entry in planned]) if per_photo else {}
-    group_prints = {key: fingerprint(faces=[entry[1] for entry in planned if groups.get(entry[0].name) == key])
-                    for key in set(groups.values())}
-    stale_groups = {key for key, made_by in group_prints.items() if delta_fingerprint(key) != made_by
-                    or not all(entry[3] for entry in planned if groups.get(entry[0].name) == key)}
-    pending: list[CropJob] = []
-    for item, crop_print, info, done in planned:
-        group = groups.get(item.name)
-        if tuning is not None and not per_photo:
-            done = done and delta_fingerprint(tuned_path(_outputs(out_dir, item)[0])) == crop_print
-        if group is not None:
-            done = group not in stale_groups  # a photo's faces are tuned together: redone together
-        if done:
-            summary["skipped"] += 1
-            emit(info["record"])
-            continue
-        if info is not None:
-            summary["redone"] += 1
-        pending.append(CropJob(item.aligned, item.name, item.meta, crop_print, group, group_prints.get(group)))
-    if summary["redone"]:
-        say(f"{summary['redone']} crop(s) redone: the crop, generator, encoder or settings changed since they were inverted")
+    run = InvertRun(out_dir, generator_path, encoder_path, settings, perceptual, vgg_path, batch_size, device, overwrite,
+                    emit, say, shared_dir, ray, notice, tuning)
+    pending = run.plan(items)
+    run.say_redone()
+    batches = run.batches(pending)
+    if batches:
+        run.start(plan, len(pending), len(items), expected_batches=len(batches))
+        for batch in batches:
+            run.submit(batch)
+        for outcomes in track(run.results(block=True), "inverting", total=len(pending), weight=len, unit="crops"):
+            run.record(outcomes)
+    return run.finish()
 
-    if per_photo:  # one batch per photo: its faces are inverted together, then tuned together
-        batches = [[job for job in pending if job.tune_group == key] for key in dict.fromkeys(job.tune_group for job in pending)]
-    else:
-        batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
-    if not batches:
-        return summary
-    if notice and settings.steps > 0:  # said by a command that optimises with it, not by a rerun that finds everything done
-        say(notice)
-    if ray is not None:
-        from inversion.ray_pool import run_on_ray
 
+class InvertRun:
+    """The inversion stage prepared once and fed crops in any number of chunks: `invert` gives it a whole
+    folder, `run` gives it each photo's faces as soon as the photo is aligned. `plan` checks fingerprints
+    (done crops are recorded at once), `submit` sends a batch (inverted here at once, or queued on Ray
+    workers), `results` hands back finished batches, `record` writes what the driver keeps (failures,
+    metrics, JSON lines, counts), `finish` closes the workers and says the disk cost of tuning."""
+
+    def __init__(self, out_dir, generator_path, encoder_path, settings, perceptual, vgg_path, batch_size, device, overwrite,
+                 emit, say, shared_dir, ray: RaySettings | None = None, notice: str | None = None,
+                 tuning: Tuning | None = None) -> None:
+        self.out_dir, self.generator_path, self.encoder_path = Path(out_dir), generator_path, encoder_path
+        self.settings, self.batch_size, self.device, self.overwrite = settings, batch_size, device, overwrite
+        self.emit, self.say, self.ray, self.notice, self.tuning = emit, say, ray, notice, tuning
+        self.checkpoint = load_checkpoint(generator_path)
+        require_invertible(self.checkpoint, generator_path, settings.space)
+        if encoder_path is not None and ray is not None:  # a wrong encoder: one line before any worker starts
+            load_encoder(encoder_path, self.checkpoint.num_latent_layers, self.checkpoint.latent_dim, self.checkpoint.sha256)
+        self.vgg_file = find_vgg_weights(vgg_path, shared_dir) if perceptual == "lpips" else None
+        # Everything that changes a code, except the crop itself (added per item). The VGG file is 528 MB:
+        # its name and size identify it well enough without hashing it on every run.
+        self.common_settings = {
+            "version": INFO_VERSION, "generator": self.checkpoint.sha256,
+            "encoder": content_sha256(encoder_path) if encoder_path is not None else None,
+            "perceptual": perceptual,
+            "vgg": [self.vgg_file.name, self.vgg_file.stat().st_size] if self.vgg_file is not None else None,
+            **asdict(settings),
+        }
+        if tuning is not None:  # only then: codes inverted without --tune keep their fingerprints
+            self.common_settings["tuning"] = {**asdict(tuning.settings), "precision": tuning.precision}
+        self.failures = FailureLog(out_dir, say, key="aligned")
+        self.summary = {"inverted": 0, "skipped": 0, "failed": 0, "unreadable": 0, "redone": 0}
+        self.tuned_files: dict[str, int] = {}  # delta file -> bytes, to say the disk cost of tuning
+        self._local: InversionWorker | None = None
+        self._ray = None
+        self._finished: list[list] = []  # outcomes of batches done here, not yet handed back
+        self._started = False
+
+    @property
+    def per_photo(self) -> bool:
+        return self.tuning is not None and self.tuning.per == "photo"
+
+    def plan(self, items: list[CropItem]) -> list[CropJob]:
+        """The jobs of the crops that need inverting; the others are recorded now (done: their JSON line)."""
+        planned: list[tuple[CropItem, str, dict | None, bool]] = []  # item, its print, its info, whether it is done
+        for item in items:
+            code_path, rec_path, info_path = _outputs(self.out_dir, item)
+            try:
+                crop_print = fingerprint(crop=content_sha256(item.aligned), **self.common_settings)
+            except OSError as exc:
+                self.summary["unreadable"] += 1
+                self.failures.add(item.aligned, "unreadable", f"cannot read ({exc.strerror or exc})")
+                continue
+            info = atomic.read_json_object(info_path)
+            done = not self.overwrite and info is not None and info.get("fingerprint") == crop_print and code_path.is_file() \
+                and rec_path.is_file()
+            planned.append((item, crop_print, info, done))
+        groups = photo_groups(self.out_dir, [entry[0] for entry in planned]) if self.per_photo else {}
+        group_prints = {key: fingerprint(faces=[entry[1] for entry in planned if groups.get(entry[0].name) == key])
+                        for key in set(groups.values())}
+        stale_groups = {key for key, made_by in group_prints.items() if delta_fingerprint(key) != made_by
+                        or not all(entry[3] for entry in planned if groups.get(entry[0].name) == key)}
+        pending: list[CropJob] = []
+        redone = 0
+        for item, crop_print, info, done in planned:
+            group = groups.get(item.name)
+            if self.tuning is not None and not self.per_photo:
+                done = done and delta_fingerprint(tuned_path(_outputs(self.out_dir, item)[0])) == crop_print
+            if group is not None:
+                done = group not in stale_groups  # a photo's faces are tuned together: redone together
+            if done:
+                self.summary["skipped"] += 1
+                self.emit(info["record"])
+                continue
+            if info is not None:
+                redone += 1
+            pending.append(CropJob(item.aligned, item.name, item.meta, crop_print, group, group_prints.get(group)))
+        self.summary["redone"] += redone
+        return pending
+
+    def say_redone(self) -> None:
+        if self.summary["redone"]:
+            self.say(f"{self.summary['redone']} crop(s) redone: the crop, generator, encoder or settings changed since "
+                     f"they were inverted")
+
+    def batches(self, pending: list[CropJob]) -> list[list[CropJob]]:
+        if self.per_photo:  # one batch per photo: its faces are inverted together, then tuned together
+            return [[job for job in pending if job.tune_group == key] for key in dict.fromkeys(job.tune_group for job in pending)]
+        return [pending[i : i + self.batch_size] for i in range(0, len(pending), self.batch_size)]
+
+    def start(self, plan: "Plan | None" = None, to_invert: int = 0, crops: int = 0, expected_batches: int | None = None) -> None:
+        """Load the models here (or start the Ray workers, no more than `expected_batches` when that is
+        known) before the first batch, and say the plan."""
+        if self._started:
+            return
+        self._started = True
+        if self.notice and self.settings.steps > 0:  # said by a command that optimises with it, not by a no-op rerun
+            self.say(self.notice)
+        if self.ray is not None:
+            from inversion.ray_pool import RayInverters
+
+            if plan is not None:
+                plan(to_invert, crops, None)
+            self._ray = RayInverters(self.out_dir, self.generator_path, self.encoder_path, self.settings, self.vgg_file,
+                                     self.ray, self.say, self.tuning, expected_batches)
+            return
+        self._local = InversionWorker(self.out_dir, self.generator_path, self.encoder_path, self.settings, self.vgg_file,
+                                      str(self.device), checkpoint=self.checkpoint, tuning=self.tuning)
+        self._local.say = self.say
         if plan is not None:
-            plan(len(pending), len(items), None)
-        results = run_on_ray(batches, out_dir, generator_path, encoder_path, settings, vgg_file, ray, say, tuning)
-    else:
-        worker = InversionWorker(out_dir, generator_path, encoder_path, settings, vgg_file, str(device), checkpoint=checkpoint,
-                                 tuning=tuning)
-        worker.say = say
-        if plan is not None:
-            plan(len(pending), len(items), lambda: worker.seconds_per_crop(min(batch_size, len(pending))))
-        results = (worker.invert_jobs(batch) for batch in batches)
-    tuned_files: dict[str, int] = {}  # delta file -> bytes, to say the disk cost of tuning
-    for outcomes in track(results, "inverting", total=len(pending), weight=len, unit="crops"):
+            plan(to_invert, crops, lambda: self._local.seconds_per_crop(min(self.batch_size, max(1, to_invert))))
+
+    def submit(self, batch: list[CropJob]) -> None:
+        """Queue one batch: on Ray it starts on a free worker; here it is inverted when `results` asks."""
+        self.start()
+        if self._ray is not None:
+            self._ray.submit(batch)
+        else:
+            self._finished.append(batch)
+
+    def results(self, block: bool = True) -> Iterator[list]:
+        """Outcomes of submitted batches: here, each inverted in turn as it is asked for; on Ray, those
+        finished (all of them, waiting, with `block`)."""
+        if self._ray is not None:
+            yield from self._ray.results(block)
+            return
+        while self._finished:
+            yield self._local.invert_jobs(self._finished.pop(0))
+
+    @property
+    def busy(self) -> bool:
+        """Batches submitted and not yet handed back."""
+        return bool(self._finished) or (self._ray is not None and self._ray.busy)
+
+    def record(self, outcomes) -> list[dict]:
+        """What the driver keeps of a batch; returns the records of the crops inverted."""
+        inverted = []
         for outcome in outcomes:
             if outcome.kind == "inverted" and outcome.record.get("tuned"):
-                tuned_files[outcome.record["tuned"]] = int(outcome.metrics.get("tuned_bytes") or 0)
+                self.tuned_files[outcome.record["tuned"]] = int(outcome.metrics.get("tuned_bytes") or 0)
             if outcome.kind == "inverted":
-                atomic.append_jsonl(out_dir / "metrics.jsonl", outcome.metrics)
-                summary["inverted"] += 1
-                emit(outcome.record)
+                atomic.append_jsonl(self.out_dir / "metrics.jsonl", outcome.metrics)
+                self.summary["inverted"] += 1
+                self.emit(outcome.record)
+                inverted.append(outcome.record)
             else:
-                summary["unreadable" if outcome.kind == "unreadable" else "failed"] += 1
-                failures.add(outcome.aligned, "inversion_failed" if outcome.kind == "failed" else outcome.kind, outcome.reason)
-    if tuned_files:
-        each = sum(tuned_files.values()) / len(tuned_files) / 2**20
-        say(f"pivotal tuning: {len(tuned_files)} tuned generator(s), one per {tuning.per}, {each:.1f} MB each on disk "
-            f"({tuning.precision}; {sum(tuned_files.values()) / 2**20:.1f} MB in all)")
-    return summary
+                self.summary["unreadable" if outcome.kind == "unreadable" else "failed"] += 1
+                self.failures.add(outcome.aligned, "inversion_failed" if outcome.kind == "failed" else outcome.kind,
+                                  outcome.reason)
+        return inverted
+
+    def finish(self) -> dict:
+        if self._ray is not None:
+            self._ray.close()
+            self._ray = None
+        if self.tuned_files:
+            each = sum(self.tuned_files.values()) / len(self.tuned_files) / 2**20
+            self.say(f"pivotal tuning: {len(self.tuned_files)} tuned generator(s), one per {self.tuning.per}, {each:.1f} MB "
+                     f"each on disk ({self.tuning.precision}; {sum(self.tuned_files.values()) / 2**20:.1f} MB in all)")
+        return self.summary

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from alignment.inputs import list_inputs
 from alignment.stage import AlignOptions, run_align, summary_line
 from common.devices import resolve_device
 from common.directions_file import load_directions, load_labels
@@ -25,7 +26,7 @@ from common.output_folder import check_output_path, claimed_output_folder
 from common.photo_io import DEFAULT_MAX_PIXELS
 from editing.edit_spec import parse_edit_for
 from common.photo_output import DEFAULT_QUALITY
-from editing.photo_composite import MIN_FACE_SIZE
+from editing.photo_composite import MIN_FACE_SIZE, photo_folder_names
 from editing.recipe import check_recipe_for, load_recipe
 from editing.stage import EditOptions, run_edit
 from factorization.stage import DESCRIPTION_NAME, DIRECTIONS_NAME, previews_made_with, run_factorize, store_labels
@@ -40,6 +41,7 @@ from factorization.describe import DescribeSettings
 from factorization.preview import SMALL_PREVIEW, PreviewSettings
 from common.demo_models import DEMO_ENCODER, DEMO_GENERATOR, DEMO_WARNING, is_demo_generator
 from pipeline.plan import say_plan
+from pipeline.stream import Streamer
 from pipeline.report import ReportHeader, write_index
 
 DEFAULT_GENERATOR = DEMO_GENERATOR
@@ -72,6 +74,8 @@ class RunOptions:
     preview: bool = False  # the directions page's full sample grids (factorize --preview); else SMALL_PREVIEW
     seed: int = 0
     max_pixels: int = DEFAULT_MAX_PIXELS
+    workers: int = 1  # local processes aligning, writing images and pasting back (not the Ray inversion workers)
+    stream: bool = True  # each photo goes on to inversion and editing as soon as it is aligned (pipeline/stream.py)
 
     def inversion_settings(self) -> InversionSettings:
         return InversionSettings(steps=self.steps, lr=self.lr, lambda_perceptual=self.lambda_perceptual,
@@ -80,7 +84,7 @@ class RunOptions:
     def edit_options(self, photos_dir: Path) -> EditOptions:
         return EditOptions(paste_back=True, mask=self.mask, animate=self.animate, photos_dir=photos_dir,
                            max_pixels=self.max_pixels, quality=self.quality, min_face_size=self.min_face_size,
-                           per_face=self.per_face)
+                           per_face=self.per_face, workers=self.workers)
 
     def align_options(self) -> AlignOptions:
         return AlignOptions(size=self.size, largest=self.largest, max_pixels=self.max_pixels)
@@ -185,14 +189,19 @@ def _settings_shown(options: RunOptions, factorize_layers: str, perceptual: str,
 
 def _run_stages(photos, out, generator, generator_sha256, encoder, options, factorize_layers, perceptual, device, say,
                 shared_dir, header: ReportHeader) -> dict:
+    if options.stream:
+        return _run_streamed(photos, out, generator, generator_sha256, encoder, options, factorize_layers, perceptual, device,
+                             say, shared_dir, header)
     times: dict[str, float] = {}
 
     start = time.perf_counter()
-    align_summary = run_align(photos, out / "aligned", options.align_options(), emit=lambda record: None, say=say, exclude=out)
+    align_summary = run_align(photos, out / "aligned", options.align_options(), emit=lambda record: None, say=say, exclude=out,
+                              workers=options.workers)
     times["align"] = time.perf_counter() - start
     say(summary_line(align_summary, out / "aligned"))
     invert_summary = {"inverted": 0, "skipped": 0, "failed": 0, "unreadable": 0}
     edit_summary = {"edited": 0, "skipped": 0, "failed": 0}
+    directions_dir = None
     if align_summary.crops == 0:
         say(f"{photos}: no face was aligned, nothing to edit (see {out / 'aligned' / 'failures.jsonl'})")
     else:
@@ -214,11 +223,53 @@ def _run_stages(photos, out, generator, generator_sha256, encoder, options, fact
         start = time.perf_counter()
         edit_options = options.edit_options(out / "photos")
         edit_summary = run_edit(str(out / "codes"), out / "edits", generator, directions_file, list(options.edits),
-                                edit_options, device, say=say, recipe_path=options.recipe)
+                                edit_options, device, say=say, recipe_path=options.recipe,
+                                group_names=_photo_folders(photos, out))
         times["edit"] = time.perf_counter() - start
+    return _finish(photos, out, header, align_summary, invert_summary, edit_summary,
+                   directions_dir if align_summary.crops else None, times)
 
+
+def _photo_folders(photos: str, out: Path) -> dict[Path, str] | None:
+    """The folder under OUT/photos of every photo of the run, named from all of them (as the streamed
+    schedule names them before knowing which have faces); None for stdin, which cannot be read twice."""
+    if photos == "-":
+        return None
+    try:
+        return photo_folder_names([item.path for item in list_inputs(photos, None, exclude=out)])
+    except (UserError, ValueError):
+        return None
+
+
+def _run_streamed(photos, out, generator, generator_sha256, encoder, options, factorize_layers, perceptual, device, say,
+                  shared_dir, header: ReportHeader) -> dict:
+    """Every stage at once, photo by photo (`pipeline/stream.py`)."""
+    preview = PreviewSettings() if options.preview else SMALL_PREVIEW
+    notice = choose_perceptual(options.perceptual, options.vgg, shared_dir)[1]
+
+    def directions() -> Path:
+        return ensure_directions(out, generator, generator_sha256, factorize_layers, options.num_directions, options.labels,
+                                 preview, device, any_preview_will_do=not options.preview,
+                                 describe=DescribeSettings() if options.preview else None)
+
+    streamer = Streamer(photos, out, generator, encoder, options, perceptual, resolve_device(device), say, shared_dir,
+                        options.workers, directions, notice)
+    outcome = streamer.go()
+    say(summary_line(outcome.align, out / "aligned"))
+    if outcome.align.crops == 0:
+        say(f"{photos}: no face was aligned, nothing to edit (see {out / 'aligned' / 'failures.jsonl'})")
+    directions_dir = outcome.directions_file.parent if outcome.directions_file is not None else None
+    if directions_dir is None and outcome.align.crops:  # every face failed before editing: the page still has its directions
+        directions_dir = directions().parent
+    return _finish(photos, out, header, outcome.align, outcome.invert, outcome.edit, directions_dir,
+                   {"stream": outcome.seconds})
+
+
+def _finish(photos, out, header: ReportHeader, align_summary, invert_summary, edit_summary, directions_dir: Path | None,
+            times: dict[str, float]) -> dict:
+    """The report, and what `run` prints as its result."""
     start = time.perf_counter()
-    if align_summary.crops:
+    if directions_dir is not None:
         header = replace(header, directions_page=directions_dir / "index.html")
     index = write_index(out, title=f"sefa-edit run of {photos}", header=header)
     times["report"] = time.perf_counter() - start

@@ -156,9 +156,10 @@ def test_sweeps_are_h264_that_play_there_and_back(run_out):
 def test_progress_status_lines_when_stderr_is_not_a_terminal(run_out):
     _, result = run_out
     lines = [line for line in result.stderr.splitlines() if line.startswith("[")]
-    assert any(line.startswith("[aligning] ") and " photos (" in line for line in lines), lines
-    assert any(line.startswith("[inverting] ") and "crops" in line and ("crops/s" in line or " s/crop" in line) for line in lines), lines
-    assert any("ETA" in line for line in lines) and any("done in" in line for line in lines)
+    # streamed: one line counts the photos through every stage (align, invert, edit, paste-back)
+    assert any(line.startswith("[run] ") and " photos (" in line and ("photos/s" in line or " s/photo" in line)
+               for line in lines), lines
+    assert any("ETA" in line for line in lines) and any(line.startswith("[run] ") and "done in" in line for line in lines)
 
 
 def test_report_explains_what_made_it(run_out):

@@ -113,31 +113,53 @@ def test_ray_options_are_checked_in_one_line(aligned, tmp_path):
     assert result.returncode == 2 and "--workers 0: must be 1 or more" in result.stderr
 
 
-def test_run_with_ray_makes_the_same_outputs_as_without(local_ray, tmp_path):
+def test_run_on_ray_survives_a_killed_alignment_task_and_inversion_worker_with_the_local_outputs(local_ray, tmp_path):
+    """`run --ray` streams: photos aligned and pasted back as Ray tasks, faces inverted on Ray actors. A
+    test thread SIGKILLs the first process seen running an alignment task, then the first seen inverting;
+    the run retries both (and says so) and writes what a local run writes."""
     import shutil
+    import threading
 
     from pipeline.run import RunOptions, run_pipeline
 
     photos = tmp_path / "photos"
     photos.mkdir()
-    shutil.copy(PORTRAITS / "two_people.jpg", photos / "two_people.jpg")
-    options = RunOptions(edits=("0=-1,1",), steps=2, perceptual="none", num_directions=3)
-    with one_thread():
+    for name in ("two_people.jpg", "obama_small.jpg", "biden.jpg"):
+        shutil.copy(PORTRAITS / name, photos / name)
+    options = RunOptions(edits=("0=-1,1",), steps=20, perceptual="none", num_directions=3)
+    killed: list[int] = []
+
+    def killer() -> None:
+        _kill_the_first_process_titled("ray::align_photo", killed)
+        _kill_the_first_worker_busy_inverting(killed)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    messages: list[str] = []
+    remote = run_pipeline(str(photos), tmp_path / "ray", GENERATOR, ENCODER,
+                          RunOptions(**{**options.__dict__, "ray": RaySettings(workers=2)}), "cpu", say=messages.append)
+    thread.join(timeout=5)
+    assert len(killed) == 2, f"killed {killed}: an alignment task or an inverting worker was never seen"
+    assert any(m.startswith("ray: an alignment task (") and "lost its worker" in m and "retrying it" in m for m in messages), messages
+    assert any(m.startswith("ray: worker ") and "redoes its batch" in m for m in messages), messages
+    assert remote["faces"] == 4 and remote["edited"] == 4 and remote["failed"] == 0
+    with one_thread():  # as each Ray actor inverts (num_cpus=1): the same sums in the same order
         run_pipeline(str(photos), tmp_path / "local", GENERATOR, ENCODER, options, "cpu")
-    run_pipeline(str(photos), tmp_path / "ray", GENERATOR, ENCODER, RunOptions(**{**options.__dict__, "ray": RaySettings(workers=2)}),
-                 "cpu")
 
     def outputs(out: Path) -> set[str]:
         return {p.relative_to(out).as_posix() for p in out.rglob("*")
                 if p.is_file() and p.suffix in (".npy", ".png", ".jpg") and "report" not in p.parts}
 
-    assert outputs(tmp_path / "ray") == outputs(tmp_path / "local") and len(outputs(tmp_path / "local")) > 10
+    assert outputs(tmp_path / "ray") == outputs(tmp_path / "local") and len(outputs(tmp_path / "local")) > 20
     for code in (tmp_path / "local" / "codes").glob("*.npy"):
         np.testing.assert_allclose(np.load(tmp_path / "ray" / "codes" / code.name), np.load(code), atol=1e-6)
+    for crop in (tmp_path / "local" / "aligned").glob("*.png"):  # aligned by Ray tasks, byte for byte
+        assert (tmp_path / "ray" / "aligned" / crop.name).read_bytes() == crop.read_bytes()
 
 
-def _kill_the_first_worker_busy_inverting(killed: list[int], deadline_s: float = 120) -> None:
-    """SIGKILL the first Ray actor process seen running `invert_jobs` (its title while it works on a batch)."""
+def _kill_the_first_process_titled(prefix: str, killed: list[int], deadline_s: float = 120) -> None:
+    """SIGKILL the first process whose title starts with `prefix` (a Ray worker sets its title to the
+    task or method it is running)."""
     import os
     import signal
     import time
@@ -151,11 +173,16 @@ def _kill_the_first_worker_busy_inverting(killed: list[int], deadline_s: float =
                 title = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if title.startswith("ray::InversionWorker.invert_jobs"):
+            if title.startswith(prefix):
                 os.kill(int(entry), signal.SIGKILL)
                 killed.append(int(entry))
                 return
-        time.sleep(0.02)
+        time.sleep(0.01)
+
+
+def _kill_the_first_worker_busy_inverting(killed: list[int], deadline_s: float = 120) -> None:
+    """SIGKILL the first Ray actor process seen running `invert_jobs` (its title while it works on a batch)."""
+    _kill_the_first_process_titled("ray::InversionWorker.invert_jobs", killed, deadline_s)
 
 
 def test_a_killed_ray_worker_is_replaced_its_batch_redone_and_said_so(local_ray, aligned, tmp_path):
