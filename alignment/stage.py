@@ -178,10 +178,12 @@ def plan_photos(items: list[InputItem], out_dir: Path, options: AlignOptions) ->
     return planned
 
 
-def align_planned(planned: list[PhotoJob | PhotoResult], pool: OrderedPool) -> Iterator[PhotoResult]:
+def align_planned(planned: list[PhotoJob | PhotoResult], pool: OrderedPool, run_ahead: bool = False) -> Iterator[PhotoResult]:
     """Every photo's result in order, the jobs done by `pool` (local processes, or Ray tasks with the
-    same interface: `pipeline/ray_stages.py`)."""
-    done = pool.map(align_photo, ((entry,) for entry in planned if isinstance(entry, PhotoJob)))
+    same interface: `pipeline/ray_stages.py`). `run_ahead`: every photo is handed to the workers at once,
+    so they align on while the caller spends its time on each photo (`run` inverting its faces)."""
+    jobs = [(entry,) for entry in planned if isinstance(entry, PhotoJob)]
+    done = pool.map(align_photo, jobs, ahead=len(jobs) + 1 if run_ahead else None)
     for entry in planned:
         if isinstance(entry, PhotoResult):
             yield entry
@@ -200,7 +202,8 @@ def _align_all(items: list[InputItem], input_spec: str, out_dir: Path, options: 
     planned = plan_photos(items, out_dir, options)
     jobs = sum(isinstance(entry, PhotoJob) for entry in planned)
     with OrderedPool(min(workers, jobs)) as pool:  # no process is started for a rerun with every photo done
-        for result in track(align_planned(planned, pool), "aligning", total=len(planned), unit="photos"):
+        # every photo handed out at once: a slow group photo at the head of the order never leaves a worker idle
+        for result in track(align_planned(planned, pool, run_ahead=True), "aligning", total=len(planned), unit="photos"):
             recorder.record(result)
     if recorder.summary.redone_photos:
         say(f"{recorder.summary.redone_photos} photo(s) redone: the photo, the settings or the earlier outputs changed")

@@ -104,14 +104,16 @@ class OrderedPool:
     def queue(self, function: Callable[..., Any]) -> "OrderedQueue":
         return OrderedQueue(self, function)
 
-    def map(self, function: Callable[..., T], jobs: Iterable[tuple | Ready]) -> Iterator[T | WorkerDied]:
+    def map(self, function: Callable[..., T], jobs: Iterable[tuple | Ready], ahead: int | None = None
+            ) -> Iterator[T | WorkerDied]:
         """`function(*job)` for each job, yielded in input order; the jobs are drawn lazily, at most
-        2 x workers ahead of the caller. Exceptions raised by `function` are re-raised here as they are
-        (the stages catch what they expect); a job whose process died yields a `WorkerDied` instead."""
+        `ahead` (default 2 x workers) ahead of the caller. Exceptions raised by `function` are re-raised
+        here as they are (the stages catch what they expect); a job whose process died yields a
+        `WorkerDied` instead."""
         queue = self.queue(function)
         for job in jobs:
             queue.put(job)
-            if len(queue) >= 2 * self.workers:
+            if len(queue) >= (ahead or 2 * self.workers):
                 yield from (result for _, result in queue.take(block=True, most=1))
         yield from (result for _, result in queue.take(block=True))
 

@@ -155,12 +155,15 @@ def _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptu
     pending = run.plan(items)
     run.say_redone()
     batches = run.batches(pending)
-    if batches:
-        run.start(plan, len(pending), len(items), expected_batches=len(batches))
-        for batch in batches:
-            run.submit(batch)
-        for outcomes in track(run.results(block=True), "inverting", total=len(pending), weight=len, unit="crops"):
-            run.record(outcomes)
+    try:
+        if batches:
+            run.start(plan, len(pending), len(items), expected_batches=len(batches))
+            for batch in batches:
+                run.submit(batch)
+            for outcomes in track(run.results(block=True), "inverting", total=len(pending), weight=len, unit="crops"):
+                run.record(outcomes)
+    finally:
+        run.close()
     return run.finish()
 
 
@@ -314,10 +317,14 @@ class InvertRun:
                                   outcome.reason)
         return inverted
 
-    def finish(self) -> dict:
+    def close(self) -> None:
+        """End the Ray workers, if any (also when the run stops on an error or Ctrl-C)."""
         if self._ray is not None:
             self._ray.close()
             self._ray = None
+
+    def finish(self) -> dict:
+        self.close()
         if self.tuned_files:
             each = sum(self.tuned_files.values()) / len(self.tuned_files) / 2**20
             self.say(f"pivotal tuning: {len(self.tuned_files)} tuned generator(s), one per {self.tuning.per}, {each:.1f} MB "

@@ -51,3 +51,28 @@ def say_plan(say: Callable[[str], None], photos: int, steps: int, device: str) -
             say(line)
 
     return plan
+
+
+def stream_estimate_lines(photos_to_align: int, steps: int, device: str, seconds_per_face: float) -> list[str]:
+    """For a streamed `run`, which learns how many faces a photo has only once it is aligned: the measured
+    time per face, and what it means for the photos left (at one face each: a lower bound)."""
+    total = seconds_per_face * photos_to_align
+    lines = [f"plan: warm-up measured {_seconds(seconds_per_face)} per face -> inversion at least "
+             f"{format_duration(total)} for {photos_to_align} photo(s) (one face each; group photos take longer)"]
+    if total > LONG_SECONDS and steps:
+        faster = [f"--steps {max(1, steps // 4)} (faster, a little less faithful)", "--steps 0 (the encoder's codes only, seconds per face)"]
+        if device == "cpu":
+            faster.append("a GPU (--device cuda)")
+        lines.append("plan: to finish sooner: " + ", ".join(faster))
+    return lines
+
+
+def say_stream_estimate(say: Callable[[str], None], photos_to_align: int, steps: int, device: str) -> Callable:
+    """The `plan` callback of the inversion in a streamed `run`: measures (for a long enough job) and says it."""
+
+    def plan(to_invert: int, faces: int, measure: Callable[[], float] | None) -> None:
+        if measure is not None and steps > 0 and photos_to_align * steps >= WARM_UP_FROM_STEPS:
+            for line in stream_estimate_lines(photos_to_align, steps, device, measure()):
+                say(line)
+
+    return plan

@@ -33,6 +33,7 @@ from editing.photo_composite import EditedFace, photo_folder_names
 from editing.stage import prepare_edit
 from inversion.stage import CropItem, InvertRun, auto_batch_size
 from inversion.worker import CropJob
+from pipeline.plan import say_stream_estimate
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Streamer:
         self.photo_of: dict[str, Path] = {}  # crop name -> its photo
         self.states: dict[Path, PhotoState] = {}
         self.buffer: list[CropJob] = []  # pending crops of consecutive photos, not yet a full batch
+        self.ready_codes: list[CodeItem] = []  # inverted (or done before), waiting to be edited
         self.edit_run: EditRun | None = None
         self.directions_file: Path | None = None
 
@@ -76,21 +78,23 @@ class Streamer:
         with ExitStack() as stack:
             for folder in (self.aligned, self.codes, self.edits):
                 stack.enter_context(claimed_output_folder(folder))
+            # One pool for aligning, writing and pasting: the photos are handed to it first, all at once (on a CPU
+            # the driver's PyTorch threads and the workers share the cores; measured, a second pool only adds contention)
             self.pool = stack.enter_context(self._pool())
             recorder = AlignRecorder(self.aligned, lambda record: None, self.say)
             self.invert_run = InvertRun(self.codes, self.generator, self.encoder, self.options.inversion_settings(),
                                         self.perceptual, self.options.vgg, self.options.batch_size or auto_batch_size(self.device),
                                         self.device, False, self._code_ready, self.say, self.shared_dir, self.options.ray,
                                         self.invert_notice, self.options.tuning)
+            stack.callback(self.invert_run.close)  # Ray's inversion actors end with the run, however it ends
             self.group_names = photo_folder_names([item.path for item in items])
             if not items:
                 self.say(f"no images found in {self.photos} (looked for .jpg .jpeg .png .webp .bmp .tif .tiff)")
             planned = plan_photos(items, self.aligned, align_options)
             self._say_plan(planned)
-            self.ready_codes: list[CodeItem] = []
 
             def through_the_stages():  # the work runs inside the tracked loop's step, so the inversion's steps show
-                for result in align_planned(planned, self.pool):
+                for result in align_planned(planned, self.pool, run_ahead=True):
                     recorder.record(result)
                     self._take_photo(result)
                     self._advance(block=False)
@@ -119,7 +123,7 @@ class Streamer:
         return OrderedPool(self.workers)
 
     def _say_plan(self, planned) -> None:
-        to_align = sum(not isinstance(entry, PhotoResult) for entry in planned)
+        self.to_align = to_align = sum(not isinstance(entry, PhotoResult) for entry in planned)
         self.say(f"plan: {len(planned)} photo(s), {to_align} to align ({len(planned) - to_align} done before); each face is "
                  f"inverted ({self.options.steps} optimisation step(s) on {self.device}) as soon as its photo is aligned, "
                  f"edited as soon as it is inverted, and its photo pasted back as soon as all its faces are edited")
@@ -159,7 +163,7 @@ class Streamer:
             self.buffer = []
 
     def _submit(self, batch: list[CropJob]) -> None:
-        self.invert_run.start()
+        self.invert_run.start(say_stream_estimate(self.say, self.to_align, self.options.steps, self.device.type), len(batch))
         self.invert_run.submit(batch)
 
     def _code_ready(self, record: dict) -> None:

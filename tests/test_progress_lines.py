@@ -106,3 +106,13 @@ def test_the_plan_says_how_to_finish_sooner_when_it_is_long():
     on_gpu = plan_lines(photos=10, faces=36, to_invert=36, steps=1000, device="cuda", seconds_per_face=20.0)
     assert "--device cuda" not in on_gpu[2]
     assert plan_lines(1, 1, 1, 0, "cpu", None) == ["plan: 1 photo(s), 1 face(s); 1 to invert with the encoder only (--steps 0) on cpu"]
+
+
+def test_a_streamed_run_says_its_measured_time_per_face_as_a_lower_bound():
+    from pipeline.plan import stream_estimate_lines
+
+    short = stream_estimate_lines(photos_to_align=3, steps=100, device="cpu", seconds_per_face=2.0)
+    assert short == ["plan: warm-up measured 2.00 s per face -> inversion at least 6 s for 3 photo(s) "
+                     "(one face each; group photos take longer)"]
+    long = stream_estimate_lines(photos_to_align=40, steps=100, device="cpu", seconds_per_face=60.0)
+    assert "at least 40 min 00 s" in long[0] and "--steps 25" in long[1] and "--device cuda" in long[1]
