@@ -29,6 +29,8 @@ app.add_typer(models_app, name="models")
 
 INTERRUPTED = "interrupted; finished outputs are kept, rerun to continue"
 DEVICE_HELP = "auto (CUDA when a device is visible, else CPU), cpu or cuda; checked before any work."
+PRECISION_HELP = ("Render precision: fp32 (exact), or bf16 / fp16 in the highest-resolution blocks as NVIDIA's mixed "
+                  "precision (faster on a recent GPU, slower on a CPU; StyleGAN2 generators).")
 GENERATOR_HELP = "Generator: a name from `models list` or a file (NVIDIA .pkl, rosinality .pt, genforce .pth, pSp/e4e .pt)."
 VGG_HELP = "torchvision VGG16 weights for LPIPS (vgg16-397923af.pth; default: the cache, torch hub, ../shared)."
 MAX_PIXELS_HELP = "Largest photo accepted, in pixels (read from the file header before decoding)."
@@ -332,8 +334,9 @@ def invert(
     lambda_encoder: float = typer.Option(2.0, "--lambda-encoder", metavar="WEIGHT", help="Weight of the domain regulariser ||w - E(G(w))||^2."),
     perceptual: str = typer.Option("auto", "--perceptual", metavar="auto|lpips|none", help="auto (LPIPS when VGG16 weights are found, else pixel loss, with a warning), lpips or none."),
     vgg: Optional[Path] = typer.Option(None, "--vgg", metavar="FILE", help=VGG_HELP),
-    batch_size: str = typer.Option("auto", "--batch-size", metavar="N|auto", help="Crops optimised together: auto (1 on CPU, 4 on GPU) or a number."),
+    batch_size: str = typer.Option("auto", "--batch-size", metavar="N|auto", help="Crops optimised together: auto (1 on a CPU; on a GPU as many as fit in its free memory, measured) or a number."),
     device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=DEVICE_HELP),
+    precision: str = typer.Option("fp32", "--precision", metavar="fp32|bf16|fp16", help=PRECISION_HELP),
     seed: int = typer.Option(0, "--seed", metavar="N", help="Random seed of the optimisation (the same seed and inputs give the same codes)."),
     space: str = typer.Option("w+", "--space", metavar="w+|w", help="w+ (a code per layer, editable in depth) or w (one shared code)."),
     overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Redo crops that an earlier run finished."),
@@ -349,7 +352,7 @@ def invert(
     from inversion.stage import run_invert
 
     settings = InversionSettings(steps=steps, lr=lr, lambda_perceptual=lambda_perceptual, lambda_encoder=lambda_encoder, seed=seed,
-                                 space=space)
+                                 space=space, precision=precision)
     settings.validate()
     generator_path, encoder_path = _generator_and_encoder(generator, encoder)
     summary = run_invert(aligned, out, generator_path, encoder_path, settings, perceptual, vgg, _batch_size(batch_size), device,
@@ -386,6 +389,7 @@ def edit(
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", metavar="N", help=MAX_PIXELS_HELP + " Applies to paste-back."),
     workers: Optional[int] = typer.Option(None, "--workers", metavar="N", help=LOCAL_WORKERS_HELP + " They write the images and paste photos back; rendering stays here."),
     device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=DEVICE_HELP),
+    precision: str = typer.Option("fp32", "--precision", metavar="fp32|bf16|fp16", help=PRECISION_HELP),
 ) -> None:
     """Move codes along SeFa directions on chosen layers and resynthesise; grids, sweeps, pasted-back photos."""
     from common.process_pool import resolve_workers
@@ -394,7 +398,7 @@ def edit(
     kept = tuple(part.strip() for part in (keep or "").split(",") if part.strip())
     options = EditOptions(layers=layers, paste_back=paste_back, mask=mask, animate=animate, force=force, overwrite=overwrite,
                           max_pixels=max_pixels, quality=quality, min_face_size=min_face_size, per_face=per_face, keep=kept,
-                          workers=resolve_workers(workers))
+                          workers=resolve_workers(workers), precision=precision)
     summary = run_edit(codes, out, _weights(generator), directions, list(edits or []), options, device, emit=_emit, say=_say,
                        recipe_path=recipe)
     if summary["edited"] or summary["skipped"] or summary["failed"]:
@@ -414,7 +418,7 @@ def run(
     labels: Optional[Path] = typer.Option(None, "--labels", metavar="FILE", help="Labels file naming directions (for --edit age=+2)."),
     size: int = typer.Option(256, "--size", metavar="PX", help="Aligned crop size."),
     steps: int = typer.Option(100, "--steps", metavar="N", help="Inversion optimisation steps."),
-    batch_size: str = typer.Option("auto", "--batch-size", metavar="N|auto", help="Crops inverted together: auto (1 on CPU, 4 on GPU) or a number."),
+    batch_size: str = typer.Option("auto", "--batch-size", metavar="N|auto", help="Crops inverted together: auto (1 on a CPU; on a GPU as many as fit in its free memory, measured) or a number."),
     perceptual: str = typer.Option("auto", "--perceptual", metavar="auto|lpips|none", help="auto (LPIPS when VGG16 weights are found, else pixel loss, with a warning), lpips or none."),
     vgg: Optional[Path] = typer.Option(None, "--vgg", metavar="FILE", help=VGG_HELP),
     largest: bool = typer.Option(False, "--largest", metavar="", help="Only the largest face of each photo."),
@@ -427,6 +431,7 @@ def run(
     recipe: Optional[Path] = typer.Option(None, "--recipe", metavar="FILE", help="A recipe from `sefa-edit ui`: its moves together on every face (instead of the default edits)."),
     max_pixels: int = typer.Option(100_000_000, "--max-pixels", metavar="N", help=MAX_PIXELS_HELP),
     device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=DEVICE_HELP),
+    precision: str = typer.Option("fp32", "--precision", metavar="fp32|bf16|fp16", help=PRECISION_HELP),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="auto|ADDRESS", help=RAY_HELP + " Alignment and paste-back then run as Ray tasks."),
     workers: Optional[int] = typer.Option(None, "--workers", metavar="N", help="Local processes aligning, writing images and pasting back (default: one per usable core); with --ray, the Ray inversion workers (default: one per GPU with --gpus-per-worker, else one per 2 CPUs)."),
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", metavar="N", help="GPUs reserved per Ray worker (e.g. 1)."),
@@ -446,7 +451,7 @@ def run(
         mask=mask, animate=animate, max_pixels=max_pixels, quality=quality, min_face_size=min_face_size, per_face=per_face,
         preview=preview, ray=_ray_settings(ray, workers if ray is not None else None, gpus_per_worker),
         tuning=_tuning(tune_steps, tune_precision, tune_per), stream=stream,
-        workers=resolve_workers(workers if ray is None else None),
+        workers=resolve_workers(workers if ray is None else None), precision=precision,
     )
     result = run_pipeline(photos, out, generator_path, encoder, options, device, say=_say, shared_dir=_shared_dir(),
                           generator_label=generator or "the bundled demo generator")
@@ -468,6 +473,7 @@ def sample(
     translate: str = typer.Option("0,0", "--translate", metavar="X,Y", help="StyleGAN3: shift every image by X,Y half-image units (gen_images.py --translate); kept for `edit`."),
     rotate: float = typer.Option(0.0, "--rotate", metavar="DEG", help="StyleGAN3: rotate every image by DEG degrees (gen_images.py --rotate); kept for `edit`."),
     device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=DEVICE_HELP),
+    precision: str = typer.Option("fp32", "--precision", metavar="fp32|bf16|fp16", help=PRECISION_HELP),
 ) -> None:
     """Random codes and their images, which `edit` accepts: how SeFa edits samples, and the way to edit with PGGAN."""
     from editing.sample import SampleSettings, parse_translate, run_sample
@@ -475,7 +481,7 @@ def sample(
 
     settings = SampleSettings(count=count, seed=seed, truncation_psi=truncation, truncation_cutoff=truncation_cutoff,
                               batch_size=batch_size, class_index=class_index,
-                              transform=InputTransform(parse_translate(translate), rotate))
+                              transform=InputTransform(parse_translate(translate), rotate), precision=precision)
     settings.validate()
     written = run_sample(_weights(generator), out, settings, device, emit=_emit, say=_say)
     _say(f"wrote {written} sample(s) to {out}")
@@ -495,6 +501,7 @@ def ui(
     port: Optional[int] = typer.Option(None, "--port", metavar="PORT", help="Port (default: a free one, printed)."),
     share: bool = typer.Option(False, "--share", metavar="", help="Also publish through a public gradio.live link (off unless asked)."),
     device: str = typer.Option("auto", "--device", metavar="auto|cpu|cuda", help=DEVICE_HELP),
+    precision: str = typer.Option("fp32", "--precision", metavar="fp32|bf16|fp16", help=PRECISION_HELP),
 ) -> None:
     """The interactive editor: sliders over your own photo, in a local web page (Gradio)."""
     from pipeline.editor_session import EditorSession
@@ -502,7 +509,8 @@ def ui(
     generator_path, encoder = _generator_or_demo(generator, encoder)
     check_output_path(out)
     session = EditorSession(out, generator_path, encoder, directions, device, num_directions, layers,
-                            generator_label=generator or "the bundled demo generator", shared_dir=_shared_dir())
+                            generator_label=generator or "the bundled demo generator", shared_dir=_shared_dir(),
+                            precision=precision)
     if session.demo:
         _say(f"warning: {DEMO_WARNING}")
     from pipeline.ui_app import launch

@@ -25,6 +25,7 @@ from common.output_folder import check_output_path, claimed_output_folder
 from common.progress import track
 from common.validate import require_finite
 from generators.checkpoint import load_checkpoint
+from generators.precision import check_precision
 from generators.interface import InputTransform, apply_render_condition, draw_noise, supports_input_transform, truncates
 
 MAX_SAMPLES = 100_000
@@ -39,6 +40,7 @@ class SampleSettings:
     batch_size: int = 8
     class_index: int | None = None  # a conditional generator's class; None: the all-zero label, with a warning
     transform: InputTransform = InputTransform()  # StyleGAN3's input rotation / translation (gen_images.py)
+    precision: str = "fp32"  # render precision (generators/precision.py)
 
     def validate(self) -> None:
         if not 1 <= self.count <= MAX_SAMPLES:
@@ -54,6 +56,7 @@ class SampleSettings:
         if self.class_index is not None and self.class_index < 0:
             raise UserError(f"--class {self.class_index}: must be 0 or more")
         require_finite("--rotate", self.transform.rotate)
+        check_precision(self.precision)
         for value in self.transform.translate:
             require_finite("--translate", value)
 
@@ -92,7 +95,7 @@ def run_sample(generator_path: Path, out_dir: Path, settings: SampleSettings, de
         raise UserError(f"{generator_path}: cannot render {checkpoint.architecture} images "
                         f"({'; '.join(checkpoint.notes) or 'no synthesis network'})")
     device = resolve_device(device_name)
-    generator = checkpoint.build_generator(device)
+    generator = checkpoint.build_generator(device, settings.precision)
     if not truncates(generator) and settings.truncation_psi not in (None, 1.0):
         raise UserError(f"--truncation {settings.truncation_psi}: a {checkpoint.architecture} generator has no mapping network "
                         f"to truncate; drop --truncation")

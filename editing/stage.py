@@ -41,6 +41,7 @@ from editing.paste_back import MASK_KINDS
 from editing.photo_composite import MIN_FACE_SIZE, PasteSettings
 from editing.recipe import check_recipe_for, load_recipe
 from generators.checkpoint import load_checkpoint
+from generators.precision import check_precision, fingerprint_part
 from generators.latent_edit import code_entries
 
 __all__ = ["CodeItem", "EditOptions", "MARKER_NAME", "list_codes", "prepare_edit", "render_condition_of_code", "run_edit"]
@@ -64,6 +65,7 @@ class EditOptions:
     min_face_size: int = MIN_FACE_SIZE  # photo pixels; smaller faces are left untouched in pasted photos
     per_face: bool = False  # one pasted photo per face instead of one per photo with every face edited
     workers: int = 1  # processes writing images and pasting photos (the render stays in this process)
+    precision: str = "fp32"  # render precision (generators/precision.py)
 
     def paste_settings(self) -> PasteSettings:
         return PasteSettings(mask=self.mask, quality=self.quality, min_face_size=self.min_face_size, per_face=self.per_face,
@@ -80,6 +82,7 @@ class EditOptions:
         check_max_pixels(self.max_pixels)
         if self.workers < 1:
             raise UserError(f"--workers {self.workers}: must be 1 or more")
+        check_precision(self.precision)
         if self.min_face_size < 0:
             raise UserError(f"--min-face-size {self.min_face_size}: must be 0 (paste every face) or more pixels")
 
@@ -204,7 +207,7 @@ def prepare_edit(out_dir: Path, generator_path: Path, directions_path: Path | No
     if directions is not None:
         _check_directions(directions, Path(directions_path), checkpoint, generator_path, options.force, say)
         directions.for_code(checkpoint.num_latent_layers)
-    generator = checkpoint.build_generator(device)
+    generator = checkpoint.build_generator(device, options.precision)
     layers = {spec.name: resolve_layers(spec, directions, options.layers, generator.num_ws) for spec in specs}
     if options.keep and directions is None:
         raise UserError("--keep names directions of the directions file: pass -d DIRS.npz")
@@ -230,7 +233,7 @@ def prepare_edit(out_dir: Path, generator_path: Path, directions_path: Path | No
         "version": MARKER_VERSION, "generator": checkpoint.sha256,
         "directions": content_sha256(directions_path) if directions_path is not None else None,
         "labels": content_sha256(labels_file) if labels_file is not None and labels_file.is_file() else None,
-        "edits": edit_prints, "animate": options.animate,
+        "edits": edit_prints, "animate": options.animate, **fingerprint_part(options.precision),
     }
     photos_dir = options.photos_dir if options.photos_dir is not None else Path(out_dir) / PHOTOS_NAME
     return PreparedEdit(generator, tuple(specs), moves, options.batch_size, options.animate, options.overwrite,

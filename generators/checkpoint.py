@@ -34,6 +34,7 @@ from generators import pggan, reading_settings, stylegan, stylegan2_state, style
 from generators.readers import biggan, genforce, idinvert, nvidia_pkl, psp, rosinality
 from generators.state_layout import LayoutError, load_checked
 from generators.stylegan2 import Generator, StyleGAN2Config
+from generators.precision import reduced_dtype, set_precision
 from generators.tensor_limits import CheckpointLimit, check_generator_shape, check_view_fits, check_zip_expansion, walk_tensors
 
 # A legacy (pre-zip) torch.save file starts with a pickled magic number; NVIDIA pickles do not.
@@ -82,8 +83,20 @@ class LoadedCheckpoint:
     def can_render(self) -> bool:
         return self.stylegan2_config is not None or self.synthesis_config is not None
 
-    def build_generator(self, device: torch.device | str = "cpu") -> torch.nn.Module:
-        """The full network, with the interface of `generators/interface.py` (StyleGAN2, StyleGAN v1, PGGAN)."""
+    def require_precision(self, precision: str) -> None:
+        """A UserError, before any network is built, when this generator cannot render at `precision`."""
+        if reduced_dtype(precision) is not None and self.stylegan2_config is None:
+            raise UserError(f"{self.path}: --precision {precision}: a {self.architecture} generator renders in fp32 only "
+                            f"(reduced precision is written for StyleGAN2 networks); use --precision fp32")
+
+    def build_generator(self, device: torch.device | str = "cpu", precision: str = "fp32") -> torch.nn.Module:
+        """The full network, with the interface of `generators/interface.py`, rendering at `precision`."""
+        self.require_precision(precision)
+        generator = self._build_generator(device)
+        set_precision(generator, precision)
+        return generator
+
+    def _build_generator(self, device: torch.device | str) -> torch.nn.Module:
         if self.stylegan2_config is not None:
             return stylegan2_state.load_into_generator(self.stylegan2_config, self.state).to(device)
         if isinstance(self.synthesis_config, stylegan3.StyleGAN3Config):

@@ -35,7 +35,7 @@ def bias_act(
     'lrelu' uses slope 0.2 and default gain sqrt(2) so that activations keep unit variance.
     """
     if bias is not None:
-        x = x + bias.reshape([1, -1] + [1] * (x.ndim - 2))
+        x = x + bias.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))
     if activation == "lrelu":
         x = F.leaky_relu(x, LRELU_SLOPE)
         gain = LRELU_GAIN if gain is None else gain
@@ -124,17 +124,25 @@ def modulated_conv2d(
     Mathematically the per-sample kernel is w'_{oik} = s_i * w_{oik} / sqrt(sum_{ik} (s_i w_{oik})^2);
     scaling the input by s and the output by the demodulation coefficient gives the same result while
     convolving the whole batch with one kernel, which is faster on CPU than grouped convolution.
+
+    The convolution runs in x's number type (fp32, or bf16 / fp16 in a reduced-precision block); the
+    styles and demodulation coefficients are computed in fp32 and cast. In reduced precision the weight
+    and styles are first divided by their largest magnitude, as NVIDIA does against fp16 overflow:
+    demodulation cancels any such scale, so the result is the same up to rounding.
     """
-    batch = x.shape[0]
-    x = x * styles.reshape(batch, -1, 1, 1)
+    batch, dtype = x.shape[0], x.dtype
+    if demodulate and dtype != torch.float32:
+        weight = weight * (1 / math.sqrt(weight[0].numel()) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+    x = x * styles.to(dtype).reshape(batch, -1, 1, 1)
     if up == 1:
-        x = F.conv2d(x, weight, padding=padding)
+        x = F.conv2d(x, weight.to(dtype), padding=padding)
     else:
-        x = conv2d_up2(x, weight, resample_filter, padding=padding)
+        x = conv2d_up2(x, weight.to(dtype), resample_filter, padding=padding)
     if demodulate:
         # sum_{i,k} (s_i w_oik)^2 = sum_i s_i^2 * (sum_k w_oik^2)
         dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
-        x = x * dcoefs.reshape(batch, -1, 1, 1)
+        x = x * dcoefs.to(dtype).reshape(batch, -1, 1, 1)
     if noise is not None:
-        x = x + noise
+        x = x + noise.to(dtype)
     return x

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from generators import ops
+from generators.precision import DEFAULT_FP16_CLAMP, DEFAULT_REDUCED_RESOLUTIONS
 from generators.resolutions import block_resolutions, check_ladder
 
 ARCHITECTURES = ("orig", "skip", "resnet")
@@ -42,7 +43,7 @@ class StyleGAN2Config:
     architecture: str = "skip"
     conv_clamp: float | None = None
     resample_taps: tuple[int, ...] = field(default=(1, 3, 3, 1))
-    num_fp16_res: int = 0  # NVIDIA ran the N highest resolutions in fp16 (we compute in fp32; kept for reference)
+    num_fp16_res: int = 0  # NVIDIA's N highest resolutions in fp16: the blocks `--precision bf16|fp16` reduces
 
     def __post_init__(self) -> None:
         check_ladder(self.img_resolution, self.channels, minimum=4)
@@ -186,7 +187,8 @@ class SynthesisLayer(nn.Module):
         x = ops.modulated_conv2d(
             x, self.weight, styles, noise=noise, up=self.up, padding=self.padding, resample_filter=self.resample_filter
         )
-        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        conv_clamp = self.conv_clamp if self.conv_clamp is not None or x.dtype != torch.float16 else DEFAULT_FP16_CLAMP
+        clamp = conv_clamp * gain if conv_clamp is not None else None
         return ops.bias_act(x, self.bias, activation="lrelu", gain=ops.LRELU_GAIN * gain, clamp=clamp)
 
 
@@ -204,7 +206,8 @@ class ToRGBLayer(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
         x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False)
-        return ops.bias_act(x, self.bias, clamp=self.conv_clamp)
+        conv_clamp = self.conv_clamp if self.conv_clamp is not None or x.dtype != torch.float16 else DEFAULT_FP16_CLAMP
+        return ops.bias_act(x, self.bias, clamp=conv_clamp)
 
 
 class Conv2dLayer(nn.Module):
@@ -217,7 +220,7 @@ class Conv2dLayer(nn.Module):
         self.weight_gain = 1 / math.sqrt(in_channels)
 
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
-        x = ops.conv2d_up2(x, self.weight * self.weight_gain, self.resample_filter, padding=0)
+        x = ops.conv2d_up2(x, (self.weight * self.weight_gain).to(x.dtype), self.resample_filter, padding=0)
         return x * gain
 
 
@@ -236,6 +239,7 @@ class SynthesisBlock(nn.Module):
         self.in_channels, self.resolution = in_channels, resolution
         self.architecture = config.architecture
         self.is_last = is_last
+        self.compute_dtype = torch.float32  # a reduced type for NVIDIA's fp16 blocks under --precision bf16|fp16
         resample_filter = ops.setup_filter(config.resample_taps)
         self.register_buffer("resample_filter", resample_filter)
         self.num_conv = 0
@@ -261,21 +265,23 @@ class SynthesisBlock(nn.Module):
         self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str = "const"
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         w_iter = iter(ws.unbind(dim=1))
+        dtype = self.compute_dtype
         if self.in_channels == 0:
-            x = self.const.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = self.const.to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
             x = self.conv1(x, next(w_iter), noise_mode=noise_mode)
         elif self.architecture == "resnet":
+            x = x.to(dtype)
             y = self.skip(x, gain=np.sqrt(0.5))
             x = self.conv0(x, next(w_iter), noise_mode=noise_mode)
             x = self.conv1(x, next(w_iter), noise_mode=noise_mode, gain=np.sqrt(0.5))
             x = y + x
         else:
-            x = self.conv0(x, next(w_iter), noise_mode=noise_mode)
+            x = self.conv0(x.to(dtype), next(w_iter), noise_mode=noise_mode)
             x = self.conv1(x, next(w_iter), noise_mode=noise_mode)
         if img is not None:
             img = ops.upsample2d(img, self.resample_filter)
         if self.is_last or self.architecture == "skip":
-            y = self.torgb(x, next(w_iter))
+            y = self.torgb(x, next(w_iter)).to(torch.float32)  # the image accumulates in fp32, as NVIDIA's
             img = y if img is None else img + y
         return x, img
 
@@ -371,3 +377,14 @@ class Generator(MappedGenerator):
 
     def style_layer_names(self) -> list[str]:
         return style_layer_names(self.config)
+
+    def set_reduced_precision(self, dtype: torch.dtype | None) -> None:
+        """NVIDIA's mixed precision (see `generators/precision.py`): the blocks at the checkpoint's
+        `num_fp16_res` highest resolutions (NVIDIA's default 4 when it does not say; never below 8 px)
+        compute in `dtype`, the others in fp32; None: fp32 everywhere. In fp16 a checkpoint without
+        `conv_clamp` is clamped at NVIDIA's 256 in those blocks, against overflow."""
+        count = self.config.num_fp16_res or DEFAULT_REDUCED_RESOLUTIONS
+        first_reduced = max(2 ** (int(math.log2(self.img_resolution)) + 1 - count), 8)
+        for res in self.config.block_resolutions:
+            block = getattr(self.synthesis, f"b{res}")
+            block.compute_dtype = dtype if dtype is not None and res >= first_reduced else torch.float32

@@ -29,6 +29,15 @@ def _free_cached_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def crops_that_fit(free_bytes: int, fixed_bytes: int, bytes_per_crop: int, most: int = 64) -> int:
+    """`--batch-size auto` on a GPU: the largest batch whose measured peak (the fixed part, the models'
+    working memory, plus so much per crop) stays within three quarters of the memory free now, leaving
+    room for fragmentation and whatever else shares the device; at least 1, at most `most` (beyond that a
+    batch is no faster per crop and a failure costs more)."""
+    usable = free_bytes * 3 // 4 - max(fixed_bytes, 0)
+    return max(1, min(most, usable // max(bytes_per_crop, 1)))
+
+
 class HalvingRunner:
     """Runs `work(items)` for lists of items, splitting a list in half whenever the device runs out of memory."""
 

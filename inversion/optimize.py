@@ -30,11 +30,13 @@ class InversionSettings:
     lambda_encoder: float = 2.0
     seed: int = 0
     space: str = "w+"  # "w+": one code per layer; "w": one code shared by all layers (NVIDIA projector style)
+    precision: str = "fp32"  # the generator's render precision (`generators/precision.py`); losses stay fp32
 
     def validate(self) -> None:
         """Checked before any model is loaded: a bad value must not cost a generator load first."""
         from common.errors import UserError
         from common.validate import require_finite
+        from generators.precision import check_precision
 
         for option, value in (("--lr", self.lr), ("--lambda-perceptual", self.lambda_perceptual),
                               ("--lambda-encoder", self.lambda_encoder)):
@@ -47,6 +49,7 @@ class InversionSettings:
             raise UserError("--lambda-perceptual and --lambda-encoder must be 0 or more")
         if self.space not in ("w+", "w"):
             raise UserError(f"--space {self.space!r}: expected w+ or w")
+        check_precision(self.precision)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from common.progress import track
 from common.regular_files import problem_with
 from common.stdin_records import distinct_stdin_inputs
 from generators.checkpoint import load_checkpoint
+from generators.precision import fingerprint_part
 from inversion.encoder import load_encoder
 from inversion.optimize import InversionSettings
 from inversion.ray_pool import RaySettings
@@ -76,8 +77,10 @@ def _outputs(out_dir: Path, item: CropItem) -> tuple[Path, Path, Path]:
 
 
 def auto_batch_size(device: torch.device) -> int:
-    """On a CPU a batch is no faster per image than one crop, and one crop at a time means a kill loses
-    at most one crop's work; a GPU is better used with several crops at once."""
+    """`--batch-size auto` where nothing is measured. On a CPU a batch is no faster per image than one
+    crop, and one crop at a time means a kill loses at most one crop's work. A local GPU's size is
+    measured from its free memory instead (`InversionWorker.batch_size_that_fits`); Ray workers on GPUs,
+    whose memory the driver cannot see, get 4."""
     return 4 if device.type == "cuda" else 1
 
 
@@ -115,7 +118,7 @@ def run_invert(
     items = list_crops(input_spec, stdin, exclude=out_dir)
     with claimed_output_folder(out_dir):
         return _invert_all(items, out_dir, generator_path, encoder_path, settings, perceptual, vgg_path,
-                           batch_size or auto_batch_size(device), device, overwrite, emit, say, shared_dir, ray, notice, plan,
+                           batch_size, device, overwrite, emit, say, shared_dir, ray, notice, plan,
                            tuning)
 
 
@@ -178,10 +181,12 @@ class InvertRun:
                  emit, say, shared_dir, ray: RaySettings | None = None, notice: str | None = None,
                  tuning: Tuning | None = None) -> None:
         self.out_dir, self.generator_path, self.encoder_path = Path(out_dir), generator_path, encoder_path
-        self.settings, self.batch_size, self.device, self.overwrite = settings, batch_size, device, overwrite
+        self.settings, self.device, self.overwrite = settings, device, overwrite
+        self._batch_size: int | None = batch_size  # None: auto, chosen when first needed (`batch_size`)
         self.emit, self.say, self.ray, self.notice, self.tuning = emit, say, ray, notice, tuning
         self.checkpoint = load_checkpoint(generator_path)
         require_invertible(self.checkpoint, generator_path, settings.space)
+        self.checkpoint.require_precision(settings.precision)
         if encoder_path is not None and ray is not None:  # a wrong encoder: one line before any worker starts
             load_encoder(encoder_path, self.checkpoint.num_latent_layers, self.checkpoint.latent_dim, self.checkpoint.sha256)
         self.vgg_file = find_vgg_weights(vgg_path, shared_dir) if perceptual == "lpips" else None
@@ -192,7 +197,8 @@ class InvertRun:
             "encoder": content_sha256(encoder_path) if encoder_path is not None else None,
             "perceptual": perceptual,
             "vgg": [self.vgg_file.name, self.vgg_file.stat().st_size] if self.vgg_file is not None else None,
-            **asdict(settings),
+            **{key: value for key, value in asdict(settings).items() if key != "precision"},
+            **fingerprint_part(settings.precision),  # nothing for fp32: codes made before --precision keep their prints
         }
         if tuning is not None:  # only then: codes inverted without --tune keep their fingerprints
             self.common_settings["tuning"] = {**asdict(tuning.settings), "precision": tuning.precision}
@@ -203,6 +209,27 @@ class InvertRun:
         self._ray = None
         self._finished: list[list] = []  # outcomes of batches done here, not yet handed back
         self._started = False
+
+    @property
+    def batch_size(self) -> int:
+        """The crops inverted together: as asked, or for `--batch-size auto` 1 on a CPU and, on a local GPU,
+        as many as its free memory holds (measured once, said once)."""
+        if self._batch_size is None:
+            if self.device.type == "cuda" and self.ray is None:
+                worker = self._local_worker()
+                self._batch_size, per_crop = worker.batch_size_that_fits()
+                self.say(f"--batch-size auto: {self._batch_size} crop(s) at once ({per_crop / 2**20:.0f} MB each, measured, "
+                         f"in the free memory of {torch.cuda.get_device_name(self.device)})")
+            else:
+                self._batch_size = auto_batch_size(self.device)
+        return self._batch_size
+
+    def _local_worker(self) -> "InversionWorker":
+        if self._local is None:
+            self._local = InversionWorker(self.out_dir, self.generator_path, self.encoder_path, self.settings, self.vgg_file,
+                                          str(self.device), checkpoint=self.checkpoint, tuning=self.tuning)
+            self._local.say = self.say
+        return self._local
 
     @property
     def per_photo(self) -> bool:
@@ -272,9 +299,7 @@ class InvertRun:
             self._ray = RayInverters(self.out_dir, self.generator_path, self.encoder_path, self.settings, self.vgg_file,
                                      self.ray, self.say, self.tuning, expected_batches)
             return
-        self._local = InversionWorker(self.out_dir, self.generator_path, self.encoder_path, self.settings, self.vgg_file,
-                                      str(self.device), checkpoint=self.checkpoint, tuning=self.tuning)
-        self._local.say = self.say
+        self._local_worker()
         if plan is not None:
             plan(to_invert, crops, lambda: self._local.seconds_per_crop(min(self.batch_size, max(1, to_invert))))
 

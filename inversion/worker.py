@@ -25,7 +25,7 @@ from common.identity import enabled as identity_enabled
 from common.devices import resolve_device
 from generators.checkpoint import LoadedCheckpoint, load_checkpoint
 from inversion.encoder import load_encoder
-from inversion.memory import HalvingRunner, OutOfMemory, is_out_of_memory
+from inversion.memory import HalvingRunner, OutOfMemory, crops_that_fit, is_out_of_memory
 from inversion.optimize import InversionResult, InversionSettings, invert, psnr_from_mse
 from inversion.perceptual import LPIPS
 from inversion.pivotal_tuning import TuningSettings, tune, tune_jointly, weight_delta
@@ -109,7 +109,7 @@ class InversionWorker:
         self.device = resolve_device(device_name)
         checkpoint = checkpoint if checkpoint is not None else load_checkpoint(self.generator_path)
         self.generator_sha256 = checkpoint.sha256
-        self.generator = checkpoint.build_generator(self.device)
+        self.generator = checkpoint.build_generator(self.device, settings.precision)
         self.encoder = None
         if encoder_path is not None:
             self.encoder = load_encoder(encoder_path, self.generator.num_ws, self.generator.w_dim, checkpoint.sha256).to(self.device)
@@ -138,6 +138,25 @@ class InversionWorker:
         fixed = timed(0)
         per_step = max(0.0, timed(2) - fixed) / 2
         return (fixed + per_step * self.settings.steps) / batch
+
+    def batch_size_that_fits(self) -> tuple[int, int]:
+        """(crops at once, bytes per crop) on this CUDA device: the peak memory of one optimisation step
+        measured on 1 and on 2 stand-in crops gives the fixed part and the part per crop, and the free
+        memory says how many crops fit (`crops_that_fit`). Tuning's memory does not grow with the batch."""
+        with torch.no_grad():
+            target = self.generator.render(self.generator.mean_code().to(self.device).unsqueeze(0)).clamp(-1, 1)
+        torch.cuda.synchronize(self.device)
+        base = torch.cuda.memory_allocated(self.device)
+        peaks = []
+        for count in (1, 2):
+            torch.cuda.reset_peak_memory_stats(self.device)
+            invert(self.generator, target.repeat(count, 1, 1, 1), self.encoder, self.lpips, replace(self.settings, steps=1))
+            torch.cuda.synchronize(self.device)
+            peaks.append(torch.cuda.max_memory_allocated(self.device) - base)
+        per_crop = max(peaks[1] - peaks[0], 1)
+        torch.cuda.empty_cache()
+        free, _ = torch.cuda.mem_get_info(self.device)
+        return crops_that_fit(free, peaks[0] - per_crop, per_crop), per_crop
 
     def _tune(self, job: CropJob, pivot: torch.Tensor, target: torch.Tensor, code_path: Path, photo_descriptor) -> dict:
         """PTI on this crop around its pivot: the delta written beside the code, the tuned reconstruction and

@@ -41,6 +41,7 @@ from editing.photo_composite import face_side
 from editing.recipe import Recipe, RecipeMove, slug
 from editing.sidecar import Sidecar, read_sidecar
 from generators.checkpoint import load_checkpoint
+from generators.precision import check_precision
 from generators.interface import (
     InputTransform, apply_input_transform, apply_render_condition, draw_noise, supports_input_transform, truncates,
 )
@@ -142,8 +143,9 @@ class OpenFace:
 class EditorSession:
     def __init__(self, out: Path, generator_path: Path, encoder_path: Path | None = None, directions_path: Path | None = None,
                  device: str = "auto", num_directions: int = 10, layers: str = "all", generator_label: str | None = None,
-                 shared_dir: Path | None = None) -> None:
+                 shared_dir: Path | None = None, precision: str = "fp32") -> None:
         self.out = Path(out)
+        self.precision = check_precision(precision)
         self.generator_path, self.encoder_path = Path(generator_path), encoder_path
         self.device_name, self.shared_dir = device, shared_dir
         self.device = resolve_device(device)  # before the generator is read
@@ -155,7 +157,7 @@ class EditorSession:
         self.edits_photos = self.checkpoint.latent_space == "W+"
         if self.edits_photos:
             require_invertible(self.checkpoint, self.generator_path)
-        self.generator = self.checkpoint.build_generator(self.device)
+        self.generator = self.checkpoint.build_generator(self.device, precision)
         self.generator_label = generator_label or str(generator_path)
         self.demo = is_demo_generator(self.generator_path)
         if directions_path is None:
@@ -304,7 +306,7 @@ class EditorSession:
         around its code when `tune_steps` > 0 (pivotal tuning, as `invert --tune`), and prepare it for sliders:
         every render of a tuned face uses its own tuned weights."""
         self._require_photos()
-        settings = InversionSettings(steps=steps)
+        settings = InversionSettings(steps=steps, precision=self.precision)
         perceptual, _ = choose_perceptual("auto", None, self.shared_dir)  # the page shows which in its status line
         encoder = self.encoder_path if use_encoder else None
         tuning = Tuning(TuningSettings(steps=tune_steps), per="face") if tune_steps > 0 else None  # the face picked

@@ -76,15 +76,16 @@ class RunOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     workers: int = 1  # local processes aligning, writing images and pasting back (not the Ray inversion workers)
     stream: bool = True  # each photo goes on to inversion and editing as soon as it is aligned (pipeline/stream.py)
+    precision: str = "fp32"  # render precision of inversion and editing (generators/precision.py)
 
     def inversion_settings(self) -> InversionSettings:
         return InversionSettings(steps=self.steps, lr=self.lr, lambda_perceptual=self.lambda_perceptual,
-                                 lambda_encoder=self.lambda_encoder, seed=self.seed)
+                                 lambda_encoder=self.lambda_encoder, seed=self.seed, precision=self.precision)
 
     def edit_options(self, photos_dir: Path) -> EditOptions:
         return EditOptions(paste_back=True, mask=self.mask, animate=self.animate, photos_dir=photos_dir,
                            max_pixels=self.max_pixels, quality=self.quality, min_face_size=self.min_face_size,
-                           per_face=self.per_face, workers=self.workers)
+                           per_face=self.per_face, workers=self.workers, precision=self.precision)
 
     def align_options(self) -> AlignOptions:
         return AlignOptions(size=self.size, largest=self.largest, max_pixels=self.max_pixels)
@@ -133,6 +134,7 @@ def run_pipeline(
                         f"not {checkpoint.architecture}")
     require_invertible(checkpoint, generator)
     validate_run_options(options, checkpoint.latent_dim)
+    checkpoint.require_precision(options.precision)
     if options.recipe is not None:
         check_recipe_for(load_recipe(options.recipe), str(options.recipe), checkpoint.sha256, checkpoint.num_latent_layers,
                          checkpoint.latent_dim)

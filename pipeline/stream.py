@@ -31,7 +31,7 @@ from common.progress import track
 from editing.edit_run import CodeItem, EditRun
 from editing.photo_composite import EditedFace, photo_folder_names
 from editing.stage import prepare_edit
-from inversion.stage import CropItem, InvertRun, auto_batch_size
+from inversion.stage import CropItem, InvertRun
 from inversion.worker import CropJob
 from pipeline.plan import say_stream_estimate
 
@@ -83,7 +83,7 @@ class Streamer:
             self.pool = stack.enter_context(self._pool())
             recorder = AlignRecorder(self.aligned, lambda record: None, self.say)
             self.invert_run = InvertRun(self.codes, self.generator, self.encoder, self.options.inversion_settings(),
-                                        self.perceptual, self.options.vgg, self.options.batch_size or auto_batch_size(self.device),
+                                        self.perceptual, self.options.vgg, self.options.batch_size,
                                         self.device, False, self._code_ready, self.say, self.shared_dir, self.options.ray,
                                         self.invert_notice, self.options.tuning)
             stack.callback(self.invert_run.close)  # Ray's inversion actors end with the run, however it ends

@@ -75,6 +75,7 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     (["--perceptual", "ssim"], "--perceptual 'ssim'"),
     (["--size", "300"], "--size 300"),
     (["--batch-size", "0"], "--batch-size"),
+    (["--precision", "fp8"], "--precision 'fp8'"),
     (["--layers", "0-99"], "--layers"),
     (["--labels", "MISSING_LABELS"], "not valid JSON"),
 ])
