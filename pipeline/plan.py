@@ -30,12 +30,17 @@ def plan_lines(photos: int, faces: int, to_invert: int, steps: int, device: str,
     total = seconds_per_face * to_invert
     lines.append(f"plan: warm-up measured {_seconds(seconds_per_face)} per face -> inversion about {format_duration(total)}, "
                  f"then directions and edits")
-    if total > LONG_SECONDS and steps:
-        faster = [f"--steps {max(1, steps // 4)} (faster, a little less faithful)", "--steps 0 (the encoder's codes only, seconds per face)"]
-        if device == "cpu":
-            faster.append("a GPU (--device cuda)")
-        lines.append("plan: to finish sooner: " + ", ".join(faster))
-    return lines
+    return lines + sooner_lines(total, steps, device)
+
+
+def sooner_lines(total: float, steps: int, device: str) -> list[str]:
+    """For a long inversion, how to finish sooner."""
+    if total <= LONG_SECONDS or not steps:
+        return []
+    faster = [f"--steps {max(1, steps // 4)} (faster, a little less faithful)", "--steps 0 (the encoder's codes only, seconds per face)"]
+    if device == "cpu":
+        faster.append("a GPU (--device cuda)")
+    return ["plan: to finish sooner: " + ", ".join(faster)]
 
 
 def _seconds(value: float) -> str:
@@ -59,12 +64,7 @@ def stream_estimate_lines(photos_to_align: int, steps: int, device: str, seconds
     total = seconds_per_face * photos_to_align
     lines = [f"plan: warm-up measured {_seconds(seconds_per_face)} per face -> inversion at least "
              f"{format_duration(total)} for {photos_to_align} photo(s) (one face each; group photos take longer)"]
-    if total > LONG_SECONDS and steps:
-        faster = [f"--steps {max(1, steps // 4)} (faster, a little less faithful)", "--steps 0 (the encoder's codes only, seconds per face)"]
-        if device == "cpu":
-            faster.append("a GPU (--device cuda)")
-        lines.append("plan: to finish sooner: " + ", ".join(faster))
-    return lines
+    return lines + sooner_lines(total, steps, device)
 
 
 def say_stream_estimate(say: Callable[[str], None], photos_to_align: int, steps: int, device: str) -> Callable:
