@@ -214,10 +214,11 @@ def build_app(session: EditorSession, steps: int = 100, strength: float = 3.0) -
                     with gr.Row():
                         steps_box = gr.Number(value=steps, precision=0, minimum=0, maximum=5000, label="inversion steps",
                                               elem_id="steps")
-                        use_encoder = gr.Checkbox(value=session.encoder_path is not None, label="start from the encoder",
-                                                  interactive=session.encoder_path is not None)
                         tune_box = gr.Number(value=0, precision=0, minimum=0, maximum=2000, label="pivotal tuning steps",
                                              info="0: off; PTI uses 350 (slower, more faithful)", elem_id="tune")
+                    # on a row of its own: beside the two numbers the left column is too narrow for its label
+                    use_encoder = gr.Checkbox(value=session.encoder_path is not None, label="start from the encoder",
+                                              interactive=session.encoder_path is not None)
                     invert_button = gr.Button("Invert again", elem_id="invert")
                     status = gr.Markdown("Upload a photo to begin.", elem_id="status")
                 with gr.Column(scale=2):
