@@ -85,9 +85,11 @@ class LoadedCheckpoint:
 
     def require_precision(self, precision: str) -> None:
         """A UserError, before any network is built, when this generator cannot render at `precision`."""
-        if reduced_dtype(precision) is not None and self.stylegan2_config is None:
+        mixed = self.stylegan2_config is not None or isinstance(self.synthesis_config, stylegan3.StyleGAN3Config)
+        if reduced_dtype(precision) is not None and not mixed:
             raise UserError(f"{self.path}: --precision {precision}: a {self.architecture} generator renders in fp32 only "
-                            f"(reduced precision is written for StyleGAN2 networks); use --precision fp32")
+                            f"(reduced precision follows NVIDIA's mixed precision, written for StyleGAN2 and StyleGAN3); "
+                            f"use --precision fp32")
 
     def build_generator(self, device: torch.device | str = "cpu", precision: str = "fp32") -> torch.nn.Module:
         """The full network, with the interface of `generators/interface.py`, rendering at `precision`."""

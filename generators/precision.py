@@ -47,7 +47,7 @@ def set_precision(generator: Any, name: str) -> None:
     elif dtype is not None:
         kind = type(generator).__module__.rsplit(".", 1)[-1]
         raise UserError(f"--precision {name}: this generator ({kind}) renders in fp32 only; reduced precision is written "
-                        f"for StyleGAN2 networks; use --precision fp32")
+                        f"for StyleGAN2 and StyleGAN3 networks; use --precision fp32")
 
 
 def fingerprint_part(name: str) -> dict[str, str]:

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from generators.filtered_lrelu import filtered_lrelu
+from generators.precision import DEFAULT_FP16_CLAMP, DEFAULT_REDUCED_RESOLUTIONS
 from generators.stylegan2 import FullyConnectedLayer, MappedGenerator
 
 
@@ -50,7 +51,7 @@ class StyleGAN3Config:
     last_stopband_rel: float = 2 ** 0.3
     margin_size: int = 10
     output_scale: float = 0.25
-    num_fp16_res: int = 4  # NVIDIA runs these layers in fp16 on CUDA; we compute in fp32 (kept for reference)
+    num_fp16_res: int = 4  # NVIDIA's layers in fp16 on CUDA: the layers `--precision bf16|fp16` reduces
     conv_kernel: int = 3
     filter_size: int = 6
     lrelu_upsampling: int = 2
@@ -212,16 +213,18 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     demodulation cancels both factors. It normalises s over the whole batch; here each sample is
     normalised on its own, so a face renders the same whatever shares its batch (the two differ only
     through the 1e-8 in the demodulation). The kernel is applied by scaling the input channels and the
-    output channels around one shared convolution, as in `generators/ops.modulated_conv2d`."""
-    batch = x.shape[0]
+    output channels around one shared convolution, as in `generators/ops.modulated_conv2d`. The
+    convolution runs in x's number type (fp32, or bf16 / fp16 in a reduced layer); styles and
+    demodulation coefficients are computed in fp32 and cast."""
+    batch, dtype = x.shape[0], x.dtype
     if demodulate:
         weight = weight * weight.square().mean([1, 2, 3], keepdim=True).rsqrt()
         styles = styles * styles.square().mean(dim=1, keepdim=True).rsqrt()
-    x = x * (styles * input_gain).reshape(batch, -1, 1, 1)
-    x = torch.nn.functional.conv2d(x, weight, padding=padding)
+    x = x * (styles * input_gain).to(dtype).reshape(batch, -1, 1, 1)
+    x = torch.nn.functional.conv2d(x, weight.to(dtype), padding=padding)
     if demodulate:
         dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
-        x = x * dcoefs.reshape(batch, -1, 1, 1)
+        x = x * dcoefs.to(dtype).reshape(batch, -1, 1, 1)
     return x
 
 
@@ -274,6 +277,7 @@ class SynthesisLayer(nn.Module):
         super().__init__()
         self.plan = plan
         self.conv_clamp = config.conv_clamp
+        self.compute_dtype = torch.float32  # a reduced type for NVIDIA's fp16 layers under --precision bf16|fp16
         self.affine = FullyConnectedLayer(w_dim, plan.in_channels, bias_init=1)
         self.weight = nn.Parameter(torch.randn([plan.out_channels, plan.in_channels, plan.conv_kernel, plan.conv_kernel]))
         self.bias = nn.Parameter(torch.zeros([plan.out_channels]))
@@ -290,11 +294,12 @@ class SynthesisLayer(nn.Module):
         styles = self.affine(w)
         if plan.is_torgb:
             styles = styles * (1 / math.sqrt(plan.in_channels * plan.conv_kernel ** 2))
-        x = modulated_conv2d(x, self.weight, styles, padding=plan.conv_kernel - 1, demodulate=not plan.is_torgb,
-                             input_gain=self.magnitude_ema.rsqrt())
+        x = modulated_conv2d(x.to(self.compute_dtype), self.weight, styles, padding=plan.conv_kernel - 1,
+                             demodulate=not plan.is_torgb, input_gain=self.magnitude_ema.rsqrt())
         gain, slope = (1.0, 1.0) if plan.is_torgb else (math.sqrt(2), 0.2)
+        clamp = self.conv_clamp if self.conv_clamp is not None or x.dtype != torch.float16 else DEFAULT_FP16_CLAMP
         return filtered_lrelu(x, self.up_filter, self.down_filter, self.bias, plan.up_factor, plan.down_factor,
-                              plan.padding, gain=gain, slope=slope, clamp=self.conv_clamp)
+                              plan.padding, gain=gain, slope=slope, clamp=clamp)
 
 
 class SynthesisNetwork(nn.Module):
@@ -317,6 +322,7 @@ class SynthesisNetwork(nn.Module):
         x = self.input(ws[0])
         for name, w in zip(self.layer_names, ws[1:]):
             x = getattr(self, name)(x, w)
+        x = x.to(torch.float32)  # the last layers may have computed in a reduced type
         return x * self.output_scale if self.output_scale != 1 else x
 
 
@@ -345,6 +351,16 @@ class Generator(MappedGenerator):
 
     def style_layer_names(self) -> list[str]:
         return style_layer_names(self.config)
+
+    def set_reduced_precision(self, dtype: torch.dtype | None) -> None:
+        """NVIDIA's mixed precision (see `generators/precision.py`): the layers whose output sampling rate
+        times 2^num_fp16_res exceeds the image resolution (`networks_stylegan3.py`; NVIDIA's default 4 when
+        the file says 0) compute in `dtype`, the others in fp32; None: fp32 everywhere."""
+        count = self.config.num_fp16_res or DEFAULT_REDUCED_RESOLUTIONS
+        for name in self.synthesis.layer_names:
+            layer = getattr(self.synthesis, name)
+            reduced = dtype is not None and layer.plan.out_sampling_rate * 2**count > self.img_resolution
+            layer.compute_dtype = dtype if reduced else torch.float32
 
     def set_input_transform(self, translate: tuple[float, float] = (0.0, 0.0), angle_degrees: float = 0.0) -> None:
         """Rotate (degrees, counter-clockwise) and translate (half-image units) every later render, as

@@ -5,6 +5,7 @@ one-line refusal for generators that render in fp32 only, and the arithmetic of 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from inversion.memory import crops_that_fit
 from inversion.optimize import InversionSettings, invert, psnr_from_mse
 from inversion.stage import run_invert
 from tests import checkpoint_factories as factories
+from tests.conftest import SHARED
 
 REPO = Path(__file__).resolve().parents[1]
 GENERATOR = REPO / "assets" / "example-stylegan2-64.pt"
@@ -68,6 +70,30 @@ def test_reduced_precision_renders_stay_close_and_fp32_is_unchanged(architecture
     assert not torch.equal(bf16, exact)  # the reduced blocks really computed in bf16
     # fp16 keeps 10 mantissa bits, bf16 7: fp16 is the closer of the two
     assert _psnr(fp16, exact) > 45 and _psnr(bf16, exact) > 30 and _psnr(fp16, exact) > _psnr(bf16, exact)
+
+
+@pytest.mark.skipif(not (SHARED / "reference" / "stylegan3_t_snapshot.pkl").is_file(), reason="reference fixtures not found")
+def test_stylegan3_reduces_the_layers_nvidia_runs_in_fp16():
+    """NVIDIA's rule (`networks_stylegan3.py`): a layer is fp16 when its output sampling rate times
+    2^num_fp16_res passes the image resolution. On the 32 px snapshot (rates 16 and 32)."""
+    generator = load_checkpoint(SHARED / "reference" / "stylegan3_t_snapshot.pkl").build_generator("cpu")
+    codes = generator.sample_codes(torch.randn(2, generator.z_dim, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        exact = generator.render(codes)
+        set_precision(generator, "fp16")
+        fp16 = generator.render(codes)
+        set_precision(generator, "bf16")
+        bf16 = generator.render(codes)
+        set_precision(generator, "fp32")
+        assert torch.equal(generator.render(codes), exact)
+    assert fp16.dtype == bf16.dtype == torch.float32 and not torch.equal(fp16, exact)
+    assert _psnr(fp16, exact) > 60 and _psnr(bf16, exact) > 40
+    layers = generator.synthesis.layer_names
+    generator.config = dataclasses.replace(generator.config, num_fp16_res=1)
+    set_precision(generator, "bf16")
+    reduced = [name for name in layers if getattr(generator.synthesis, name).compute_dtype == torch.bfloat16]
+    assert reduced == [name for name in layers if getattr(generator.synthesis, name).plan.out_sampling_rate == 32]
+    assert 0 < len(reduced) < len(layers)
 
 
 def test_bundled_model_in_bf16_inverts_as_well_as_in_fp32():
