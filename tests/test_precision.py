@@ -163,3 +163,28 @@ def test_sample_writes_reduced_precision_images_close_to_fp32(tmp_path):
 ])
 def test_the_gpu_batch_size_leaves_a_quarter_of_the_free_memory(free, fixed, per_crop, expected):
     assert crops_that_fit(free, fixed, per_crop) == expected
+
+
+def test_the_gpu_batch_size_is_measured_from_two_probe_steps(monkeypatch, tmp_path):
+    """The CUDA-only probe of `InversionWorker.batch_size_that_fits`, run here with a stand-in for the
+    CUDA memory counters: one step on 1 crop and one on 2 give the fixed part and the part per crop."""
+    import inversion.worker as worker_module
+    from inversion.worker import InversionWorker
+
+    fixed, per_crop, free = 300 * 2**20, 40 * 2**20, 2 * 2**30
+    peak = {"bytes": 0}
+
+    def fake_invert(generator, targets, encoder, lpips, settings):
+        assert settings.steps == 1
+        peak["bytes"] = fixed + per_crop * targets.shape[0]
+
+    cuda = worker_module.torch.cuda
+    monkeypatch.setattr(worker_module, "invert", fake_invert)
+    monkeypatch.setattr(cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(cuda, "empty_cache", lambda: None)
+    monkeypatch.setattr(cuda, "memory_allocated", lambda device=None: 0)
+    monkeypatch.setattr(cuda, "reset_peak_memory_stats", lambda device=None: peak.update(bytes=0))
+    monkeypatch.setattr(cuda, "max_memory_allocated", lambda device=None: peak["bytes"])
+    monkeypatch.setattr(cuda, "mem_get_info", lambda device=None: (free, 2 * free))
+    worker = InversionWorker(tmp_path, GENERATOR, ENCODER, InversionSettings(steps=5), None, "cpu")
+    assert worker.batch_size_that_fits() == (30, per_crop)  # (1536 MB usable - 300 MB fixed) // 40 MB per crop
