@@ -35,6 +35,18 @@ def _psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
     return psnr_from_mse(((image - reference) ** 2).mean()).item()
 
 
+def _renders_in_each_precision(generator, codes: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Renders of `codes` in fp32, bf16 and fp16, and in fp32 again after them ("again")."""
+    renders = {}
+    with torch.no_grad():
+        for name in ("fp32", "bf16", "fp16"):
+            set_precision(generator, name)
+            renders[name] = generator.render(codes)
+        set_precision(generator, "fp32")
+        renders["again"] = generator.render(codes)
+    return renders
+
+
 def _reduced_blocks(generator) -> list[int]:
     return [res for res in generator.config.block_resolutions
             if getattr(generator.synthesis, f"b{res}").compute_dtype != torch.float32]
@@ -56,15 +68,9 @@ def test_reduced_precision_renders_stay_close_and_fp32_is_unchanged(architecture
     config = factories.small_config(32, architecture=architecture, conv_clamp=256.0)
     generator = factories.random_generator(config)
     codes = generator.sample_codes(torch.randn(3, generator.z_dim, generator=torch.Generator().manual_seed(1)))
-    with torch.no_grad():
-        exact = generator.render(codes)
-        set_precision(generator, "bf16")
-        bf16 = generator.render(codes)
-        set_precision(generator, "fp16")
-        fp16 = generator.render(codes)
-        set_precision(generator, "fp32")
-        again = generator.render(codes)
-    assert torch.equal(again, exact)  # back to fp32: the exact renders, bit for bit
+    renders = _renders_in_each_precision(generator, codes)
+    exact, bf16, fp16 = renders["fp32"], renders["bf16"], renders["fp16"]
+    assert torch.equal(renders["again"], exact)  # back to fp32: the exact renders, bit for bit
     assert bf16.dtype == fp16.dtype == torch.float32
     assert torch.isfinite(bf16).all() and torch.isfinite(fp16).all()
     assert not torch.equal(bf16, exact)  # the reduced blocks really computed in bf16
@@ -78,14 +84,9 @@ def test_stylegan3_reduces_the_layers_nvidia_runs_in_fp16():
     2^num_fp16_res passes the image resolution. On the 32 px snapshot (rates 16 and 32)."""
     generator = load_checkpoint(SHARED / "reference" / "stylegan3_t_snapshot.pkl").build_generator("cpu")
     codes = generator.sample_codes(torch.randn(2, generator.z_dim, generator=torch.Generator().manual_seed(0)))
-    with torch.no_grad():
-        exact = generator.render(codes)
-        set_precision(generator, "fp16")
-        fp16 = generator.render(codes)
-        set_precision(generator, "bf16")
-        bf16 = generator.render(codes)
-        set_precision(generator, "fp32")
-        assert torch.equal(generator.render(codes), exact)
+    renders = _renders_in_each_precision(generator, codes)
+    exact, bf16, fp16 = renders["fp32"], renders["bf16"], renders["fp16"]
+    assert torch.equal(renders["again"], exact)
     assert fp16.dtype == bf16.dtype == torch.float32 and not torch.equal(fp16, exact)
     assert _psnr(fp16, exact) > 60 and _psnr(bf16, exact) > 40
     layers = generator.synthesis.layer_names
