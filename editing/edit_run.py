@@ -72,6 +72,8 @@ class _Face:
     sidecar: Sidecar | None = None
     skipped: bool = False
     previous: dict | None = None  # the earlier run's marker, read before this run deletes it
+    delta_file: Path | None = None  # pivotal tuning's weights for this face, from `invert --tune`
+    condition: dict | None = None  # what else than the code decides its render (`render_condition_of_code`)
 
 
 class EditRun:
@@ -133,7 +135,7 @@ class EditRun:
         try:
             if self.prepared.paste_back and item.meta is not None:
                 sidecar = read_sidecar(item.meta)
-            delta_file = delta_of_code(item.code)  # pivotal tuning's weights for this face, from `invert --tune`
+            delta_file = delta_of_code(item.code)
             tuned = content_sha256(delta_file) if delta_file is not None else None
             condition = render_condition_of_code(item.code)
             item_print = fingerprint(code=content_sha256(item.code), **self.prepared.shared_print,
@@ -151,20 +153,20 @@ class EditRun:
         done = not self.prepared.overwrite and previous.get("fingerprint") == item_print and all(p.is_file() for p in planned)
         if not done and previous:
             self.summary["redone"] += 1
-        return _Face(item, target, planned, item_print, sidecar, skipped=done, previous=previous)
+        return _Face(item, target, planned, item_print, sidecar, skipped=done, previous=previous, delta_file=delta_file,
+                     condition=condition)
 
     def _render(self, face: _Face) -> dict:
         """{(edit, strength): RGB uint8} of one face, with its own tuned weights when it has them."""
         item = face.item
         generator = self.prepared.generator
-        delta_file = delta_of_code(item.code)
         try:
-            if delta_file is not None:
-                generator = apply_delta(generator, read_delta(delta_file, self.prepared.shared_print["generator"]))
+            if face.delta_file is not None:
+                generator = apply_delta(generator, read_delta(face.delta_file, self.prepared.shared_print["generator"]))
         except (BadDelta, ValueError) as exc:
             raise self._refuse(item, "bad_tuning", str(exc))
         try:
-            apply_render_condition(generator, render_condition_of_code(item.code))
+            apply_render_condition(generator, face.condition or {})
         except ValueError as exc:
             raise self._refuse(item, "bad_code", f"{item.code.with_suffix('.json')}: {exc}")
         try:
