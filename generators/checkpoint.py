@@ -84,9 +84,10 @@ class LoadedCheckpoint:
         return self.stylegan2_config is not None or self.synthesis_config is not None
 
     def require_precision(self, precision: str) -> None:
-        """A UserError, before any network is built, when this generator cannot render at `precision`."""
-        mixed = self.stylegan2_config is not None or isinstance(self.synthesis_config, stylegan3.StyleGAN3Config)
-        if reduced_dtype(precision) is not None and not mixed:
+        """A UserError, before any network is built, when this generator cannot render at `precision`: the
+        networks that can are those offering `set_reduced_precision` (`generators/precision.py`)."""
+        network = self._network_class()
+        if reduced_dtype(precision) is not None and not callable(getattr(network, "set_reduced_precision", None)):
             raise UserError(f"{self.path}: --precision {precision}: a {self.architecture} generator renders in fp32 only "
                             f"(reduced precision follows NVIDIA's mixed precision, written for StyleGAN2 and StyleGAN3); "
                             f"use --precision fp32")
@@ -98,17 +99,22 @@ class LoadedCheckpoint:
         set_precision(generator, precision)
         return generator
 
+    def _network_class(self) -> type | None:
+        """The class of the network this checkpoint renders with (None: it cannot render)."""
+        if self.stylegan2_config is not None:
+            return Generator
+        for config_type, network in ((stylegan3.StyleGAN3Config, stylegan3.Generator), (stylegan.StyleGANConfig, stylegan.Generator),
+                                     (pggan.PGGANConfig, pggan.Generator), (biggan_network.BigGANConfig, biggan_network.Generator)):
+            if isinstance(self.synthesis_config, config_type):
+                return network
+        return None
+
     def _build_generator(self, device: torch.device | str) -> torch.nn.Module:
         if self.stylegan2_config is not None:
             return stylegan2_state.load_into_generator(self.stylegan2_config, self.state).to(device)
-        if isinstance(self.synthesis_config, stylegan3.StyleGAN3Config):
-            return load_checked(stylegan3.Generator(self.synthesis_config), self.state).eval().to(device)
-        if isinstance(self.synthesis_config, stylegan.StyleGANConfig):
-            return load_checked(stylegan.Generator(self.synthesis_config), self.state).eval().to(device)
-        if isinstance(self.synthesis_config, pggan.PGGANConfig):
-            return load_checked(pggan.Generator(self.synthesis_config), self.state).eval().to(device)
-        if isinstance(self.synthesis_config, biggan_network.BigGANConfig):
-            return load_checked(biggan_network.Generator(self.synthesis_config), self.state).eval().to(device)
+        network = self._network_class()
+        if network is not None:
+            return load_checked(network(self.synthesis_config), self.state).eval().to(device)
         raise UserError(
             f"{self.path}: cannot render: {'; '.join(self.notes) or 'no synthesis network for ' + self.architecture}; "
             f"factorize works without rendering"

@@ -207,7 +207,7 @@ class InvertRun:
         self.tuned_files: dict[str, int] = {}  # delta file -> bytes, to say the disk cost of tuning
         self._local: InversionWorker | None = None
         self._ray = None
-        self._finished: list[list] = []  # outcomes of batches done here, not yet handed back
+        self._finished: list[list] = []  # batches submitted here, inverted when `results` asks for them
         self._started = False
 
     @property
