@@ -155,20 +155,6 @@ class RayInverters:
         self.marker.unlink(missing_ok=True)
 
 
-def run_on_ray(batches: list[list[CropJob]], out_dir: Path, generator_path: Path, encoder_path: Path | None,
-               settings: InversionSettings, vgg_file: Path | None, ray_settings: RaySettings,
-               say: Callable[[str], None], tuning=None) -> Iterator[list[Outcome]]:
-    """Yield each batch's outcomes as workers finish them (in completion order)."""
-    inverters = RayInverters(out_dir, generator_path, encoder_path, settings, vgg_file, ray_settings, say, tuning,
-                             expected_batches=len(batches))
-    try:
-        for batch in batches:
-            inverters.submit(batch)
-        yield from inverters.results(block=True)
-    finally:
-        inverters.close()
-
-
 def _stop_if_not_a_worker_death(exc) -> None:
     """A worker that cannot see OUT is the setup's fault: retrying elsewhere would fail the same way."""
     cause = exc.args[0] if exc.args else exc
