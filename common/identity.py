@@ -64,6 +64,15 @@ def enabled() -> bool:
     return os.environ.get("SEFA_EDIT_IDENTITY", "1").strip().lower() not in ("0", "off", "false", "no")
 
 
+def stored_descriptor(info: dict) -> np.ndarray | None:
+    """The photo's descriptor that `invert` stored in a code's info JSON (`photo_descriptor`), when it is a
+    well-formed 128-d vector; None otherwise (none stored, or `invert` found no face in the crop)."""
+    stored = info.get("photo_descriptor")
+    if isinstance(stored, list) and len(stored) == 128 and all(isinstance(v, (int, float)) for v in stored):
+        return np.asarray(stored, dtype=np.float64)
+    return None
+
+
 def descriptor(rgb: np.ndarray) -> np.ndarray | None:
     """The 128-d descriptor of the largest face in an RGB uint8 crop, or None when no face is found."""
     image = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from common import atomic, images
-from common.identity import NO_FACE_IN_PHOTO, descriptor, identity_distance
+from common.identity import NO_FACE_IN_PHOTO, descriptor, identity_distance, stored_descriptor
 from common.identity import enabled as identity_enabled
 from common.sweeps import write_sweep
 from editing.edit_spec import EditSpec, strength_text
@@ -63,10 +63,10 @@ def person_of(code: Path) -> tuple[bool, np.ndarray | None]:
     `invert` stored beside the code, else one computed from the aligned crop its record names. A sample's
     code comes from no photo: (False, None); a photo crop without a detectable face: (True, None)."""
     info = atomic.read_json_object(Path(code).with_suffix(".json")) or {}
-    stored = info.get("photo_descriptor")
-    if isinstance(stored, list) and len(stored) == 128 and all(isinstance(v, (int, float)) for v in stored):
-        return True, np.asarray(stored, dtype=np.float64)
-    if "photo_descriptor" in info and stored is None:  # `invert` looked and found no face in the crop: not again
+    stored = stored_descriptor(info)
+    if stored is not None:
+        return True, stored
+    if "photo_descriptor" in info and info["photo_descriptor"] is None:  # `invert` looked and found no face in the crop: not again
         return True, None
     record = info.get("record") if isinstance(info.get("record"), dict) else {}
     aligned = record.get("aligned")

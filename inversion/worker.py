@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from common import atomic, images
-from common.identity import IDENTITY_OFF, NO_FACE_IN_PHOTO, descriptor, identity_distance, prefetch
+from common.identity import IDENTITY_OFF, NO_FACE_IN_PHOTO, descriptor, identity_distance, prefetch, stored_descriptor
 from common.identity import enabled as identity_enabled
 from common.devices import resolve_device
 from generators.checkpoint import LoadedCheckpoint, load_checkpoint
@@ -227,9 +227,7 @@ class InversionWorker:
                 outcomes[index] = self._record_tuning(job, outcomes[index], extra, rgb, path)
 
     def _stored_person(self, job: CropJob):
-        info = atomic.read_json_object(output_paths(self.out_dir, job.name)[2]) or {}
-        stored = info.get("photo_descriptor")
-        return np.asarray(stored, dtype=np.float64) if isinstance(stored, list) and len(stored) == 128 else None
+        return stored_descriptor(atomic.read_json_object(output_paths(self.out_dir, job.name)[2]) or {})
 
     def _tuned_metrics(self, generator, pivot: torch.Tensor, target: torch.Tensor, person) -> tuple[dict, np.ndarray]:
         with torch.no_grad():
