@@ -50,7 +50,11 @@ def canonical_signs(vectors: np.ndarray) -> np.ndarray:
 
 def factorize(weights: Sequence[np.ndarray], num_directions: int | None = None) -> SefaResult:
     """Top eigenvectors of A^T A (float64, symmetric solver), as rows, with deterministic signs."""
-    a = stack_normalised(weights)
+    return factorize_stacked(stack_normalised(weights), num_directions)
+
+
+def factorize_stacked(a: np.ndarray, num_directions: int | None = None) -> SefaResult:
+    """`factorize` of A already stacked and row-normalised (`stack_normalised`), for callers that use A too."""
     gram = a.T @ a
     eigenvalues, eigenvectors = np.linalg.eigh(gram)  # ascending, orthonormal columns
     order = np.argsort(eigenvalues)[::-1]

@@ -26,7 +26,7 @@ from factorization.preview import PreviewSettings, strengths, write_previews
 from factorization.report import write_report
 from factorization.ganspace import DEFAULT_SAMPLES, best_matches, ganspace_directions
 from factorization.imported import imported_directions
-from factorization.sefa import factorize, stack_normalised
+from factorization.sefa import SefaResult, factorize, factorize_stacked, stack_normalised
 from factorization.spectrum import spectrum_png
 from generators.checkpoint import LoadedCheckpoint, load_checkpoint
 from generators.latent_layers import latent_layers
@@ -137,14 +137,13 @@ def run_factorize(
                               describe, accept_labels, comparison)
 
 
-def _layers_of(checkpoint: LoadedCheckpoint, layer_spec: str) -> tuple[list[int], list[str], np.ndarray, np.ndarray]:
-    """The chosen layers, their names, SeFa's stacked row-normalised weights A over them and the spectrum of
-    AᵀA: what every method's page sets its directions beside."""
+def _layers_of(checkpoint: LoadedCheckpoint, layer_spec: str) -> tuple[list[int], list[str], np.ndarray, SefaResult]:
+    """The chosen layers, their names, SeFa's stacked row-normalised weights A over them and SeFa on them
+    (every direction, the spectrum of AᵀA): what every method's page sets its directions beside."""
     all_layers = latent_layers(checkpoint)
     layers = parse_layer_spec(layer_spec, len(all_layers))
     rows = stack_normalised([all_layers[i].weight for i in layers])
-    spectrum = factorize([all_layers[i].weight for i in layers]).all_eigenvalues
-    return layers, [all_layers[i].name for i in layers], rows, spectrum
+    return layers, [all_layers[i].name for i in layers], rows, factorize_stacked(rows)
 
 
 def _ganspace(checkpoint: LoadedCheckpoint, layer_spec: str, num_directions: int, samples: int, seed: int,
@@ -160,13 +159,13 @@ def _ganspace(checkpoint: LoadedCheckpoint, layer_spec: str, num_directions: int
                         f"so there is no one W to take principal components of; use SeFa")
     if not 1 <= num_directions <= generator.w_dim:
         raise UserError(f"-K {num_directions}: must be between 1 and the latent size {generator.w_dim}")
-    layers, names, rows, spectrum = _layers_of(checkpoint, layer_spec)
+    layers, names, rows, sefa = _layers_of(checkpoint, layer_spec)
     start = time.perf_counter()
-    directions, result = ganspace_directions(checkpoint, generator, layers, names, rows, spectrum, num_directions, samples, seed)
+    directions, result = ganspace_directions(checkpoint, generator, layers, names, rows, sefa.all_eigenvalues, num_directions,
+                                             samples, seed)
     seconds = time.perf_counter() - start
-    sefa = factorize_checkpoint(checkpoint, layer_spec, num_directions)[0]
     lines = []
-    for k, (match, cosine) in enumerate(best_matches(directions.directions, sefa.directions)):
+    for k, (match, cosine) in enumerate(best_matches(directions.directions, sefa.directions[:num_directions])):
         lines.append(f"GANSpace component {k}: std {result.stdevs[k]:.3g} in W; SeFa objective {directions.eigenvalues[k]:.4g} "
                      f"(SeFa's direction {k}: {sefa.eigenvalues[k]:.4g}); closest SeFa direction {match}, |cos| {cosine:.2f}")
     return directions, seconds, lines
@@ -174,8 +173,8 @@ def _ganspace(checkpoint: LoadedCheckpoint, layer_spec: str, num_directions: int
 
 def _imported(checkpoint: LoadedCheckpoint, checkpoint_path: Path, layer_spec: str, paths: list[Path],
               per_file: int) -> tuple[DirectionsFile, list[str]]:
-    layers, names, rows, spectrum = _layers_of(checkpoint, layer_spec)
-    return imported_directions(checkpoint, checkpoint_path, paths, layers, names, rows, spectrum, per_file)
+    layers, names, rows, sefa = _layers_of(checkpoint, layer_spec)
+    return imported_directions(checkpoint, checkpoint_path, paths, layers, names, rows, sefa.all_eigenvalues, per_file)
 
 
 def store_labels(labels_path: Path, directions_dir: Path) -> None:
