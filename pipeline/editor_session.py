@@ -438,7 +438,7 @@ class EditorSession:
         lengths = [float(np.linalg.norm(v)) for v in vectors]  # than 1 (GANSpace's standard deviations) goes into the strength
         lengths = [1.0 if abs(length - 1.0) < 1e-5 else length for length in lengths]
         return Recipe(slug(name), tuple(RecipeMove(m.direction, float(m.strength) * length, tuple(m.layers),
-                                                   self.move_vector(m) if length == 1.0 else (vector / length).astype(np.float32),
+                                                   (vector / length).astype(np.float32),
                                                    labels.get(m.direction))
                                         for m, vector, length in zip(used, vectors, lengths)),
                       self.checkpoint.sha256, content_sha256(self.directions_path), "W+", self.num_ws)
