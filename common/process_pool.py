@@ -167,7 +167,10 @@ class OrderedQueue:
         elif self.pool.inline:
             done.set_result(self.function(*job))
         else:
-            done = self.pool.submit(self.function, job)
+            try:
+                done = self.pool.submit(self.function, job)
+            except BrokenProcessPool as exc:  # a worker died since the last job was put: found out by `take`
+                done.set_exception(exc)
         self.pending.append((tag, job, done))
 
     def take(self, block: bool = True, most: int | None = None) -> Iterator[tuple[Any, Any]]:
