@@ -18,6 +18,7 @@ from typing import List, Optional
 
 import typer
 
+from common import interrupt
 from common.demo_models import DEMO_ENCODER, DEMO_GENERATOR, DEMO_WARNING
 from common.errors import UserError
 from common.output_folder import check_output_path
@@ -566,20 +567,27 @@ def build_command():
     return root
 
 
+def _say_interrupted() -> None:
+    """The one line of a Ctrl-C, then an exit that cannot hang (see `common.interrupt`)."""
+    typer.echo(INTERRUPTED, err=True)
+    interrupt.exit_soon(130)
+
+
 def main() -> None:
     """Console entry point: the exit-status rule of the module docstring, and never a traceback for a
     mistake the user can fix."""
+    interrupt.install()
     try:
         code = build_command()(standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C into Exit(130), returned in this mode
-            typer.echo(INTERRUPTED, err=True)
+            _say_interrupted()
         if isinstance(code, int) and code != 0:  # typer.Exit(n) is returned, not raised, in this mode
             raise SystemExit(code)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(2)
     except (KeyboardInterrupt, typer.Abort):
-        typer.echo(INTERRUPTED, err=True)
+        _say_interrupted()
         raise SystemExit(130)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code)

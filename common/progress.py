@@ -23,6 +23,8 @@ from typing import Callable, Iterable, Iterator, TextIO, TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from common.interrupt import raise_if_interrupted
+
 T = TypeVar("T")
 DEFAULT_STATUS_SECONDS = 5.0
 Listener = Callable[[str, int, "int | None"], None]
@@ -45,6 +47,7 @@ def report_progress(description: str, done: int, total: int | None, units: int =
     """Progress inside one item (an inversion's steps): for a listener if there is one, and for the
     innermost `track` loop of this thread, whose next item this work is; `units` is how many of that
     loop's units the work covers (the crops of a batch)."""
+    raise_if_interrupted()
     callback = _listener.get()
     if callback is not None:
         callback(description, done, total)
@@ -132,6 +135,7 @@ def _tracked(items: Iterable[T], tracker: "_Tracker", weight: Callable[[T], int]
     iterator = iter(items)
     with tracker:
         while True:
+            raise_if_interrupted()
             stack.append(tracker)
             try:
                 item = next(iterator)

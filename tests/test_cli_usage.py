@@ -40,21 +40,32 @@ def test_version():
     assert result.returncode == 0 and result.stdout.startswith("sefa-edit ") and result.stdout.split()[1][0].isdigit()
 
 
+def as_on_a_terminal() -> None:
+    """In the child, SIGINT as a terminal's foreground job has it: at its default disposition (a shell's
+    background job starts with it ignored) and not blocked (a harness may start its jobs with it masked;
+    both are inherited across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 @pytest.mark.skipif(not PORTRAIT.is_file(), reason=f"real photo not found at {PORTRAIT}")
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     out = tmp_path / "out"
-    # As on a terminal: SIGINT at its default disposition in the child, even when this test runs in a shell's
-    # background job (which starts with SIGINT ignored, and a child would inherit that).
     process = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "run", str(PORTRAIT), str(out), "--steps", "100000",
                                 "--device", "cpu", "--perceptual", "none"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               preexec_fn=as_on_a_terminal)
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not list((out / "aligned").glob("*.png")):
             time.sleep(0.1)
         time.sleep(1.0)  # into the inversion
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
+        try:
+            _, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+            pytest.fail(f"still running 60 s after Ctrl-C; its stderr ends: {stderr[-2000:]}")
     finally:
         if process.poll() is None:
             process.kill()
