@@ -130,9 +130,11 @@ def test_run_on_ray_survives_a_killed_alignment_task_and_inversion_worker_with_t
     options = RunOptions(edits=("0=-1,1",), steps=20, perceptual="none", num_directions=3)
     killed: list[int] = []
 
+    earlier = _earlier_ray_workers()
+
     def killer() -> None:
-        _kill_the_first_process_titled("ray::align_photo", killed)
-        _kill_the_first_worker_busy_inverting(killed)
+        _kill_the_first_process_titled("ray::align_photo", killed, earlier)
+        _kill_the_first_worker_busy_inverting(killed, earlier)
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
@@ -158,32 +160,51 @@ def test_run_on_ray_survives_a_killed_alignment_task_and_inversion_worker_with_t
         assert (tmp_path / "ray" / "aligned" / crop.name).read_bytes() == crop.read_bytes()
 
 
-def _kill_the_first_process_titled(prefix: str, killed: list[int], deadline_s: float = 120) -> None:
-    """SIGKILL the first process whose title starts with `prefix` (a Ray worker sets its title to the
-    task or method it is running)."""
+def _pids_titled(prefix: str) -> set[int]:
+    """The processes whose title starts with `prefix` (a Ray worker sets its title to the task or method it
+    is running)."""
+    import os
+
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            title = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith(prefix):
+            found.add(int(entry))
+    return found
+
+
+def _kill_the_first_process_titled(prefix: str, killed: list[int], spare: set[int], deadline_s: float = 120) -> None:
+    """SIGKILL the first process titled `prefix` that is not in `spare` (the processes of an earlier test's
+    run, which may still be ending: killing one of those would kill nothing of this run)."""
     import os
     import signal
     import time
 
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                title = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if title.startswith(prefix):
-                os.kill(int(entry), signal.SIGKILL)
-                killed.append(int(entry))
-                return
+        for pid in _pids_titled(prefix) - spare:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            return
         time.sleep(0.01)
 
 
-def _kill_the_first_worker_busy_inverting(killed: list[int], deadline_s: float = 120) -> None:
-    """SIGKILL the first Ray actor process seen running `invert_jobs` (its title while it works on a batch)."""
-    _kill_the_first_process_titled("ray::InversionWorker.invert_jobs", killed, deadline_s)
+def _kill_the_first_worker_busy_inverting(killed: list[int], spare: set[int], deadline_s: float = 120) -> None:
+    """SIGKILL the first Ray actor process of this run seen running `invert_jobs` (its title while it works
+    on a batch)."""
+    _kill_the_first_process_titled("ray::InversionWorker.invert_jobs", killed, spare, deadline_s)
+
+
+def _earlier_ray_workers() -> set[int]:
+    """Inversion actors alive before this test's run starts: an earlier run's, never this run's (an actor
+    keeps its process, and its title, until it ends; idle task workers, which this run may use, are not
+    spared)."""
+    return _pids_titled("ray::InversionWorker")
 
 
 def test_a_killed_ray_worker_is_replaced_its_batch_redone_and_said_so(local_ray, aligned, tmp_path):
@@ -191,7 +212,7 @@ def test_a_killed_ray_worker_is_replaced_its_batch_redone_and_said_so(local_ray,
 
     settings = InversionSettings(steps=25)
     killed: list[int] = []
-    killer = threading.Thread(target=_kill_the_first_worker_busy_inverting, args=(killed,), daemon=True)
+    killer = threading.Thread(target=_kill_the_first_worker_busy_inverting, args=(killed, _earlier_ray_workers()), daemon=True)
     killer.start()
     messages: list[str] = []
     summary = run_invert(str(aligned), tmp_path / "ray", GENERATOR, ENCODER, settings, "none", batch_size=1, device_name="cpu",
