@@ -24,8 +24,7 @@ from tests.hardening_helpers import ENCODER, GENERATOR, cli
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e .[ray] (setup.sh does)")
 PORTRAITS = SHARED / "photos" / "face-recognition"
-pytestmark = [pytest.mark.skipif(not PORTRAITS.is_dir(), reason=f"real photos not found at {PORTRAITS}"),
-              pytest.mark.xdist_group("ray")]  # one test process: the fault tests kill Ray workers by title
+pytestmark = pytest.mark.skipif(not PORTRAITS.is_dir(), reason=f"real photos not found at {PORTRAITS}")
 
 
 @pytest.fixture(scope="module")
