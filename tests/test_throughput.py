@@ -56,7 +56,6 @@ def test_a_dead_worker_costs_its_own_item_and_the_others_finish_in_order():
         list(pool.map(square_or_raise, [(v,) for v in range(5)]))
 
 
-
 def test_a_job_put_after_a_worker_died_is_redone_not_raised():
     """The pool breaks between two puts (the dead worker's future already failed): the next put must not
     raise BrokenProcessPool; both jobs come back through `take`, the killer as WorkerDied."""
@@ -71,6 +70,7 @@ def test_a_job_put_after_a_worker_died_is_redone_not_raised():
         taken = list(queue.take(block=True))
     assert [tag for tag, _ in taken] == ["dies", "after"]
     assert isinstance(taken[0][1], WorkerDied) and taken[1][1] == 16
+
 
 def test_align_on_two_workers_writes_what_one_writes(photos, tmp_path):
     outcomes = {}
