@@ -49,10 +49,6 @@ def on_ctrl_c(signum: int, frame) -> None:
     raise KeyboardInterrupt
 
 
-def interrupted() -> bool:
-    return _pressed.is_set()
-
-
 def raise_if_interrupted() -> None:
     """Raise KeyboardInterrupt if Ctrl-C was pressed and the work goes on: its first exception was lost.
     Once only, and never while a KeyboardInterrupt is already being handled (the command's clean-up may

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import struct
 import subprocess
 import sys
@@ -16,6 +17,14 @@ ENCODER = REPO / "assets" / "example-encoder.pt"
 def cli(*args: str, stdin: str | None = None, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "cli.py"), *map(str, args)], input=stdin, capture_output=True,
                           text=True, cwd=cwd, timeout=timeout)
+
+
+def sigint_as_on_a_terminal() -> None:
+    """For a child's preexec_fn: SIGINT as a terminal's foreground job has it, at its default disposition (a
+    shell's background job starts with it ignored) and not blocked (a harness may start its jobs with it
+    masked; both are inherited across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def png_header_only(width: int, height: int) -> bytes:

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.conftest import SHARED
-from tests.hardening_helpers import GENERATOR, REPO, cli
+from tests.hardening_helpers import GENERATOR, REPO, cli, sigint_as_on_a_terminal
 
 PORTRAIT = SHARED / "photos" / "face-recognition" / "obama_small.jpg"
 
@@ -40,20 +40,12 @@ def test_version():
     assert result.returncode == 0 and result.stdout.startswith("sefa-edit ") and result.stdout.split()[1][0].isdigit()
 
 
-def as_on_a_terminal() -> None:
-    """In the child, SIGINT as a terminal's foreground job has it: at its default disposition (a shell's
-    background job starts with it ignored) and not blocked (a harness may start its jobs with it masked;
-    both are inherited across exec)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-
 @pytest.mark.skipif(not PORTRAIT.is_file(), reason=f"real photo not found at {PORTRAIT}")
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     out = tmp_path / "out"
     process = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "run", str(PORTRAIT), str(out), "--steps", "100000",
                                 "--device", "cpu", "--perceptual", "none"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=as_on_a_terminal)
+                               preexec_fn=sigint_as_on_a_terminal)
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not list((out / "aligned").glob("*.png")):
